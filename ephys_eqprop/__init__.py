@@ -1,0 +1,31 @@
+"""ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
+gradient estimators of the equilibrium-propagation family."""
+
+from . import losses, models
+from .circuit import Circuit, CircuitError, layered
+from .estimators import EP, Estimator, ExactSteadyState, FiniteDifference, GradientInfo, SymmetricEP
+from .network import CircuitNetwork
+from .phases import Settle, SettleReport, SettleWarning
+from .steady_state import SteadyState, exact_gradient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Circuit",
+    "CircuitError",
+    "CircuitNetwork",
+    "EP",
+    "Estimator",
+    "ExactSteadyState",
+    "FiniteDifference",
+    "GradientInfo",
+    "Settle",
+    "SettleReport",
+    "SettleWarning",
+    "SteadyState",
+    "SymmetricEP",
+    "exact_gradient",
+    "layered",
+    "losses",
+    "models",
+]

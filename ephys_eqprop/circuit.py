@@ -1,0 +1,433 @@
+"""Circuit descriptions: inputs, node groups, connections, outputs.
+
+A :class:`Circuit` is a description; :meth:`Circuit.build` turns it into plain
+Brian2 objects (one :class:`~brian2.NeuronGroup` per node group or input, one
+:class:`~brian2.Synapses` per connection) wrapped in a
+:class:`~ephys_eqprop.network.CircuitNetwork`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import Quantity, ms, second, siemens
+
+from .elements.base import BranchElement, NodeModel, check_quantity, valid_name
+
+__all__ = ["Circuit", "CircuitError", "layered"]
+
+
+class CircuitError(ValueError):
+    """A circuit description that cannot be built or used as asked."""
+
+
+@dataclass
+class InputSpec:
+    name: str
+    n: int
+    doubled: bool
+
+    @property
+    def size(self) -> int:
+        return 2 * self.n if self.doubled else self.n
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    n: int
+    model: NodeModel
+
+    @property
+    def size(self) -> int:
+        return self.n
+
+
+@dataclass
+class ConnectionSpec:
+    name: str
+    index: int
+    pre: str
+    post: str
+    element: BranchElement
+    i: np.ndarray
+    j: np.ndarray
+    values: Quantity
+    dense: bool
+    shape: tuple
+
+    @property
+    def ident(self) -> str:
+        return f"c{self.index}"
+
+
+class Circuit:
+    """A circuit of node groups, voltage-source inputs and two-terminal connections.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import ephys_eqprop as eq
+    >>> from brian2 import nF, uS
+    >>> c = eq.Circuit()
+    >>> c.add_input("x", 3)
+    >>> c.add_nodes("y", 2, eq.models.CapacitorNode(C=1*nF, g_leak=1*uS))
+    >>> c.connect("x", "y", eq.models.Resistor(), g=np.full((3, 2), 2.0)*uS)
+    >>> c.set_output("y")
+    """
+
+    def __init__(self):
+        self.inputs: dict[str, InputSpec] = {}
+        self.nodes: dict[str, NodeSpec] = {}
+        self.connections: dict[str, ConnectionSpec] = {}
+        self.output: str | None = None
+        self.differential: bool = False
+
+    # ------------------------------------------------------------------ description
+    def _check_new_name(self, name: str, what: str) -> None:
+        if not valid_name(name):
+            raise CircuitError(
+                f"{what} name must start with a letter and contain only letters, digits "
+                f"and underscores; got {name!r}."
+            )
+        if name in self.inputs or name in self.nodes:
+            raise CircuitError(f"{what} name {name!r} is already used; choose another name.")
+
+    @staticmethod
+    def _check_count(n, what: str) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise CircuitError(f"{what} must be a positive integer; got {n!r}.")
+        return int(n)
+
+    def add_input(self, name: str, n: int, *, doubled: bool = False) -> None:
+        """Add ``n`` ideal voltage sources (the circuit's inputs).
+
+        Parameters
+        ----------
+        name : str
+            Name of the input group.
+        n : int
+            Number of input values per sample.
+        doubled : bool
+            If true, the group holds ``2 n`` sources driven by ``x`` and ``-x``
+            (sources ``0..n-1`` then ``n..2n-1``), which lets positive conductances
+            act as signed weights.
+        """
+        self._check_new_name(name, "Input")
+        self.inputs[name] = InputSpec(name, self._check_count(n, "n"), bool(doubled))
+
+    def add_nodes(self, name: str, n: int, model: NodeModel) -> None:
+        """Add a group of ``n`` nodes sharing one node model.
+
+        Parameters
+        ----------
+        name : str
+            Name of the node group.
+        n : int
+            Number of nodes.
+        model : NodeModel
+            E.g. ``eq.models.CapacitorNode(C=1*nF, g_leak=1*uS)``.
+        """
+        self._check_new_name(name, "Node group")
+        if not isinstance(model, NodeModel):
+            raise CircuitError(
+                f"model must be a NodeModel such as eq.models.CapacitorNode(...); got "
+                f"{type(model).__name__}."
+            )
+        self.nodes[name] = NodeSpec(name, self._check_count(n, "n"), model)
+
+    def _size(self, name: str, role: str) -> int:
+        if name in self.nodes:
+            return self.nodes[name].size
+        if name in self.inputs:
+            return self.inputs[name].size
+        known = sorted(self.nodes) + sorted(self.inputs)
+        raise CircuitError(
+            f"Unknown {role} {name!r}; known inputs and node groups are {known}. "
+            "Add it with add_input or add_nodes first."
+        )
+
+    def connect(self, pre: str, post: str, element: BranchElement, g=None, *, i=None, j=None,
+                name: str | None = None) -> str:
+        """Connect two groups with two-terminal elements (synapses).
+
+        Parameters
+        ----------
+        pre, post : str
+            Names of the groups; ``pre`` may be an input, ``post`` must be a node group.
+        element : BranchElement
+            The element kind, e.g. ``eq.models.Resistor()``.
+        g : Quantity, shape (n_pre, n_post), or shape (n_syn,) with ``i`` and ``j``
+            Values of the element's learnable parameter (siemens for a resistor).
+            A dense array connects every pair (zero entries included, so that
+            they can be learned).
+        i, j : array_like of int, shape (n_syn,), optional
+            Sparse connectivity: pre and post indices of each synapse.
+        name : str, optional
+            Connection name, default ``"pre->post"``.
+
+        Returns
+        -------
+        str
+            The connection name used by ``get_params`` / ``set_params`` and gradients.
+        """
+        n_pre = self._size(pre, "pre group")
+        if post in self.inputs:
+            raise CircuitError(
+                f"post={post!r} is an input (an ideal voltage source); connections must end "
+                "on a node group. Swap pre and post."
+            )
+        n_post = self._size(post, "post group")
+        if not isinstance(element, BranchElement):
+            raise CircuitError(
+                f"element must be a BranchElement such as eq.models.Resistor(); got "
+                f"{type(element).__name__}."
+            )
+        name = f"{pre}->{post}" if name is None else name
+        if not isinstance(name, str) or not name:
+            raise CircuitError(f"name must be a non-empty string; got {name!r}.")
+        if name in self.connections:
+            raise CircuitError(
+                f"A connection named {name!r} already exists; pass name=... to add another."
+            )
+        if g is None:
+            raise CircuitError(
+                f"connect({pre!r}, {post!r}) needs g=: the initial values of the element's "
+                f"parameter {element.learnable!r}, shape ({n_pre}, {n_post}) or (n_syn,) "
+                "with i and j."
+            )
+        vals = element.check_values("g", g)
+        if i is None and j is None:
+            if np.shape(vals) != (n_pre, n_post):
+                raise CircuitError(
+                    f"g for {name!r} must have shape (n_pre, n_post) = ({n_pre}, {n_post}); "
+                    f"got {np.shape(vals)}. For sparse connectivity pass i= and j=."
+                )
+            ii, jj = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")
+            ii, jj = ii.ravel(), jj.ravel()
+            flat = Quantity(np.asarray(vals).ravel(), dim=vals.dim)
+            dense = True
+        else:
+            if i is None or j is None:
+                raise CircuitError("Sparse connections need both i= and j=.")
+            ii = np.asarray(i, dtype=int).ravel()
+            jj = np.asarray(j, dtype=int).ravel()
+            if ii.shape != jj.shape or np.shape(vals) not in (ii.shape, ()):
+                raise CircuitError(
+                    f"i, j and g must have the same length; got {ii.shape}, {jj.shape} and "
+                    f"{np.shape(vals)}."
+                )
+            if ii.size == 0:
+                raise CircuitError("Sparse connection with no synapses (empty i and j).")
+            if ii.min() < 0 or ii.max() >= n_pre or jj.min() < 0 or jj.max() >= n_post:
+                raise CircuitError(
+                    f"i must lie in [0, {n_pre}) and j in [0, {n_post}); got i in "
+                    f"[{ii.min()}, {ii.max()}], j in [{jj.min()}, {jj.max()}]."
+                )
+            if pre == post and np.any(ii == jj):
+                raise CircuitError("A node cannot be connected to itself (i == j).")
+            vals_arr = np.broadcast_to(np.asarray(vals), ii.shape).astype(float)
+            flat = Quantity(vals_arr.copy(), dim=vals.dim)
+            dense = False
+        if dense and pre == post:
+            raise CircuitError(
+                "Dense connections from a group to itself would connect nodes to themselves; "
+                "use sparse i= and j= for recurrent connections."
+            )
+        self.connections[name] = ConnectionSpec(
+            name=name, index=len(self.connections), pre=pre, post=post, element=element,
+            i=ii, j=jj, values=flat, dense=dense, shape=(n_pre, n_post),
+        )
+        return name
+
+    def set_output(self, name: str, *, differential: bool = False) -> None:
+        """Choose the node group whose voltages the loss reads.
+
+        Parameters
+        ----------
+        name : str
+            A node group.
+        differential : bool
+            If true, the group holds ``2 K`` nodes and the loss reads the ``K``
+            differences ``v[k] - v[K + k]`` (differential output pairs).
+        """
+        if name not in self.nodes:
+            raise CircuitError(
+                f"Unknown output group {name!r}; node groups are {sorted(self.nodes)}."
+            )
+        if differential and self.nodes[name].n % 2:
+            raise CircuitError(
+                f"A differential output needs an even number of nodes; {name!r} has "
+                f"{self.nodes[name].n}."
+            )
+        self.output = name
+        self.differential = bool(differential)
+
+    # ------------------------------------------------------------------ checks
+    @property
+    def n_outputs(self) -> int:
+        """Number of values the loss reads (K)."""
+        self._require_output()
+        n = self.nodes[self.output].n
+        return n // 2 if self.differential else n
+
+    def _require_output(self) -> None:
+        if self.output is None:
+            raise CircuitError(
+                "The circuit has no output; call circuit.set_output('<node group>') before "
+                "computing a loss or a gradient."
+            )
+
+    def node_offsets(self) -> dict[str, int]:
+        """Offset of each node group in the concatenated node vector (one sample)."""
+        off, out = 0, {}
+        for name, spec in self.nodes.items():
+            out[name] = off
+            off += spec.n
+        return out
+
+    def check_ground(self, values: dict | None = None) -> None:
+        """Raise :class:`CircuitError` if a node has no conductive path to ground.
+
+        A path to ground is a leak, a shunt element, or a connection (with a
+        non-zero parameter) to an input source, possibly through other nodes.
+        """
+        offsets = self.node_offsets()
+        n = sum(s.n for s in self.nodes.values())
+        parent = np.arange(n + 1)  # index n: ground (and every source)
+
+        def find(a):
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        def union(a, b):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+
+        for name, spec in self.nodes.items():
+            grounded = float(spec.model.g_leak) > 0 or len(spec.model.shunts) > 0
+            if grounded:
+                for k in range(spec.n):
+                    union(offsets[name] + k, n)
+        for conn in self.connections.values():
+            vals = np.asarray(values[conn.name] if values and conn.name in values else conn.values)
+            vals = vals.ravel() if conn.dense else vals
+            live = vals != 0
+            jj = offsets[conn.post] + conn.j[live]
+            if conn.pre in self.inputs:
+                for b in jj:
+                    union(int(b), n)
+            else:
+                ii = offsets[conn.pre] + conn.i[live]
+                for a, b in zip(ii, jj):
+                    union(int(a), int(b))
+        ground = find(n)
+        for name, spec in self.nodes.items():
+            bad = [k for k in range(spec.n) if find(offsets[name] + k) != ground]
+            if bad:
+                raise CircuitError(
+                    f"Node(s) {bad[:10]} of group {name!r} have no path to ground: no leak, "
+                    "no shunt and no non-zero connection leading to an input. Their voltage "
+                    "is undefined. Give the node model a g_leak > 0 or connect the nodes."
+                )
+
+    # ------------------------------------------------------------------ build
+    def build(self, *, batch: int = 1, target: str = "numpy", dt: Quantity = 0.01 * ms,
+              method: str = "euler"):
+        """Build the circuit as Brian2 objects.
+
+        Parameters
+        ----------
+        batch : int
+            Number of copies of the circuit simulated side by side in one run
+            (one per sample of a mini-batch); the copies share their parameters.
+        target : {"numpy", "cython"}
+            Brian2 code-generation target for runtime mode.
+        dt : Quantity, second
+            Simulation time step.
+        method : str
+            Brian2 integration method for the node voltages (default ``"euler"``).
+
+        Returns
+        -------
+        CircuitNetwork
+        """
+        from .network import CircuitNetwork
+
+        batch = self._check_count(batch, "batch")
+        if target not in ("numpy", "cython"):
+            raise CircuitError(
+                f"target must be 'numpy' or 'cython' (runtime code generation); got {target!r}."
+            )
+        dt = check_quantity("dt", dt, second, allow_array=False)
+        if float(dt) <= 0:
+            raise CircuitError(f"dt must be positive; got {dt}.")
+        if not self.nodes:
+            raise CircuitError("The circuit has no node groups; add some with add_nodes.")
+        self.check_ground()
+        return CircuitNetwork(self, batch=batch, target=target, dt=dt, method=method)
+
+
+def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,
+            output_neuron: NodeModel | None = None, g_init=None, rng=None,
+            doubled_inputs: bool = True, differential_outputs: bool = True,
+            element: BranchElement | None = None) -> Circuit:
+    """A deep resistive network: inputs, hidden layers, outputs, all-to-all between layers.
+
+    Parameters
+    ----------
+    n_in : int
+        Number of input values.
+    hidden : sequence of int
+        Sizes of the hidden layers (named ``h1``, ``h2``, ...).
+    n_out : int
+        Number of output values (classes or regression targets).
+    neuron : NodeModel, optional
+        Node model of the hidden layers (default: ``models.DiodeNeuron()``).
+    output_neuron : NodeModel, optional
+        Node model of the output layer (default: ``models.CapacitorNode()``).
+    g_init : Quantity, siemens, optional
+        Scale of the random initial conductances (uniform in ``[0, 2 g_init]``,
+        scaled by ``1/sqrt(fan_in)``); default 10 µS.
+    rng : numpy.random.Generator or int, optional
+        Random source for the initial conductances.
+    doubled_inputs : bool
+        Inputs as ``(x, -x)`` pairs, so positive conductances can act as signed weights.
+    differential_outputs : bool
+        Outputs as differential pairs ``v[k] - v[n_out + k]``.
+    element : BranchElement, optional
+        Synapse kind (default: ``models.Resistor()``).
+
+    Returns
+    -------
+    Circuit
+        Input ``"x"``, hidden groups ``"h1"...``, output ``"y"``, connections
+        ``"x->h1"``, ..., ``"hL->y"``.
+    """
+    from ephys_eqprop import models
+    from brian2 import uS
+
+    rng = np.random.default_rng(rng)
+    g_init = 10 * uS if g_init is None else check_quantity("g_init", g_init, siemens,
+                                                           nonnegative=True, allow_array=False)
+    neuron = models.DiodeNeuron() if neuron is None else neuron
+    output_neuron = models.CapacitorNode() if output_neuron is None else output_neuron
+    element = models.Resistor() if element is None else element
+    c = Circuit()
+    c.add_input("x", n_in, doubled=doubled_inputs)
+    prev, prev_n = "x", (2 * n_in if doubled_inputs else n_in)
+    for k, nh in enumerate(hidden, start=1):
+        name = f"h{k}"
+        c.add_nodes(name, nh, neuron)
+        c.connect(prev, name, element,
+                  g=rng.uniform(0, 2, (prev_n, nh)) * g_init / np.sqrt(prev_n))
+        prev, prev_n = name, nh
+    n_y = 2 * n_out if differential_outputs else n_out
+    c.add_nodes("y", n_y, output_neuron)
+    c.connect(prev, "y", element, g=rng.uniform(0, 2, (prev_n, n_y)) * g_init / np.sqrt(prev_n))
+    c.set_output("y", differential=differential_outputs)
+    return c

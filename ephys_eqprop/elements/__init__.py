@@ -1,0 +1,5 @@
+"""Element kinds: node model, shunt element, branch element."""
+
+from .base import BranchElement, NodeModel, Parameter, ShuntElement, check_quantity
+
+__all__ = ["BranchElement", "NodeModel", "Parameter", "ShuntElement", "check_quantity"]

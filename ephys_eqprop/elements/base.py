@@ -1,0 +1,255 @@
+"""Base classes for circuit elements.
+
+Every element of a circuit is one of three kinds:
+
+* a **node model** (:class:`NodeModel`): the capacitor at a node, its leak to
+  ground and any number of shunt elements;
+* a **shunt element** (:class:`ShuntElement`): a two-terminal element between a
+  node and ground or a fixed bias source (diode to a bias, current source);
+* a **branch element** (:class:`BranchElement`): a two-terminal element between
+  two nodes, usually a synapse with a learnable parameter (a resistor).
+
+Each element is described by Brian2 expression strings with units. The element
+states its current (into the node, or from ``pre`` to ``post``) and, for learnable
+branch elements, its *local quantity* ∂E/∂θ: the derivative of its co-content
+with respect to its parameter, which the element could measure itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+from brian2 import Quantity, get_dimensions, have_same_dimensions
+from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
+from brian2.units.fundamentalunits import DIMENSIONLESS, Unit
+from brian2.utils.stringtools import word_substitute
+
+__all__ = ["Parameter", "ShuntElement", "BranchElement", "NodeModel", "check_quantity"]
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_array: bool = True):
+    """Check that ``value`` carries the dimensions of ``unit``; return it as a Quantity.
+
+    Parameters
+    ----------
+    name : str
+        Name of the argument, used in the error message.
+    value : Quantity or array_like
+        The value received.
+    unit : Unit
+        A Brian2 unit with the expected dimensions (``1`` for dimensionless).
+    nonnegative : bool
+        If true, negative entries are refused.
+    allow_array : bool
+        If false, only scalars are accepted.
+
+    Raises
+    ------
+    TypeError
+        If the dimensions do not match (the message shows what was received and
+        how to attach the unit).
+    ValueError
+        If ``nonnegative`` and an entry is negative, or if an array was given
+        where a scalar is needed.
+    """
+    expected = get_dimensions(unit) if unit is not None and not isinstance(unit, int) else DIMENSIONLESS
+    if not have_same_dimensions(value, unit if not isinstance(unit, int) else 1):
+        got = get_dimensions(value)
+        unit_name = str(unit) if isinstance(unit, Unit) else "1"
+        raise TypeError(
+            f"{name} must have units of {expected or 'dimensionless'} (e.g. "
+            f"{name}=1*{unit_name}); got {value!r} with dimensions "
+            f"{got if got is not DIMENSIONLESS else 'dimensionless (no unit)'}. "
+            f"Multiply by a Brian2 unit, e.g. `from brian2 import {unit_name}`."
+        )
+    q = Quantity(value, dim=expected, copy=True) if not isinstance(value, Quantity) else value
+    if not allow_array and np.ndim(q) != 0:
+        raise ValueError(f"{name} must be a scalar; got an array of shape {np.shape(q)}.")
+    arr = np.asarray(q)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; got {value!r}.")
+    if nonnegative and np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative; got {value!r}. Conductances and "
+                         "capacitances of passive elements cannot be negative.")
+    return q
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A named parameter of an element.
+
+    Parameters
+    ----------
+    name : str
+        Name used in the element's expressions.
+    unit : Unit
+        Brian2 unit (dimensions) of the parameter.
+    default : Quantity
+        Default value.
+    """
+
+    name: str
+    unit: object
+    default: Quantity
+
+
+class _ExpressionElement:
+    """Shared machinery: parameters, their values, renaming for code generation."""
+
+    #: parameters of the element kind (override in subclasses)
+    parameters: tuple[Parameter, ...] = ()
+
+    def __init__(self, **values):
+        known = {p.name: p for p in self.parameters}
+        for key in values:
+            if key not in known:
+                raise TypeError(
+                    f"{type(self).__name__} has no parameter {key!r}; its parameters are "
+                    f"{sorted(known)}."
+                )
+        self.values: dict[str, Quantity] = {}
+        for p in self.parameters:
+            val = values.get(p.name, p.default)
+            self.values[p.name] = check_quantity(
+                f"{type(self).__name__}({p.name}=...)", val, p.unit, allow_array=False
+            )
+        self.validate()
+
+    def validate(self) -> None:
+        """Check parameter values; subclasses raise ``ValueError`` on bad values."""
+
+    @staticmethod
+    def _rename(expr: str, mapping: dict[str, str]) -> str:
+        return word_substitute(expr, mapping)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return f"{type(self).__name__}({args})"
+
+
+class ShuntElement(_ExpressionElement):
+    """A two-terminal element between a node and ground (or a fixed bias source).
+
+    Subclasses set :attr:`parameters` and :attr:`current`, a Brian2 expression of
+    the node voltage ``v`` and the parameters giving the current **into** the node
+    (amp). Its small-signal conductance −∂i/∂v is derived with sympy.
+
+    The co-content of the element is ``F(v) = -∫ i dv``; a static circuit settles at
+    a stationary point of the sum of all co-contents.
+    """
+
+    #: current into the node, a Brian2 expression in ``v`` and the parameters (amp)
+    current: str = "0*amp"
+
+    def current_expr(self, prefix: str) -> str:
+        """The current into the node with parameters renamed to ``prefix + name``."""
+        return self._rename(self.current, {p.name: prefix + p.name for p in self.parameters})
+
+    def conductance_expr(self, prefix: str) -> str:
+        """Small-signal conductance −∂i/∂v (siemens), with renamed parameters."""
+        sym = str_to_sympy(self.current_expr(prefix))
+        v = [s for s in sym.free_symbols if s.name == "v"]
+        if not v:
+            return "0*siemens"
+        deriv = sympy.simplify(-sympy.diff(sym, v[0]))
+        if deriv == 0:
+            return "0*siemens"
+        return sympy_to_str(deriv)
+
+    def numeric(self):
+        """Numpy functions ``(i(v), g(v))`` in SI units for the exact reference."""
+        sym = str_to_sympy(self.current)
+        vs = sympy.Symbol("v", real=True)
+        subs = {}
+        for s in sym.free_symbols:
+            if s.name == "v":
+                subs[s] = vs
+            else:
+                subs[s] = float(np.asarray(self.values[s.name]))
+        expr = sym.subs(subs)
+        di = sympy.diff(expr, vs)
+        f_i = sympy.lambdify(vs, expr, "numpy")
+        f_g = sympy.lambdify(vs, -di, "numpy")
+
+        def i_fun(v):
+            return np.broadcast_to(f_i(v), np.shape(v)).astype(float)
+
+        def g_fun(v):
+            return np.broadcast_to(f_g(v), np.shape(v)).astype(float)
+
+        return i_fun, g_fun
+
+
+class BranchElement(_ExpressionElement):
+    """A two-terminal element between two nodes (``pre`` and ``post``).
+
+    Subclasses set :attr:`parameters`, :attr:`learnable` (the name of the learnable
+    parameter, stored per synapse), :attr:`current` (current from ``pre`` to
+    ``post`` as a Brian2 expression in ``v_pre``, ``v_post`` and the parameters) and
+    :attr:`local` (the local quantity ∂E/∂θ for the learnable parameter, a Brian2
+    expression; for a conductance ``0.5*(v_pre - v_post)**2``).
+    """
+
+    learnable: str = "g"
+    learnable_unit: object = None
+    current: str = "0*amp"
+    local: str = "0*volt**2"
+    #: unit of the local quantity ∂E/∂θ
+    local_unit: object = None
+    #: whether the element has an energy term (equilibrium propagation applies)
+    reciprocal: bool = True
+    #: whether the learnable parameter is kept non-negative
+    nonnegative: bool = True
+
+    def check_values(self, name: str, values) -> Quantity:
+        """Check per-synapse values of the learnable parameter."""
+        return check_quantity(name, values, self.learnable_unit, nonnegative=self.nonnegative)
+
+
+@dataclass
+class NodeModel:
+    """A circuit node: a capacitor to ground, a leak conductance, shunt elements.
+
+    Parameters
+    ----------
+    C : Quantity, farad
+        Node capacitance (the dynamics of time-varying circuits; irrelevant to
+        the fixed point of a static circuit).
+    g_leak : Quantity, siemens
+        Leak conductance to ground. Every node needs a path to ground, through the
+        leak or through its connections.
+    shunts : tuple of ShuntElement
+        Further elements between the node and ground or a bias source.
+    """
+
+    C: Quantity
+    g_leak: Quantity
+    shunts: tuple = field(default_factory=tuple)
+
+    def __post_init__(self):
+        from brian2 import farad, siemens
+
+        self.C = check_quantity("C", self.C, farad, nonnegative=True, allow_array=False)
+        if float(self.C) <= 0:
+            raise ValueError(f"C must be positive; got {self.C!r}.")
+        self.g_leak = check_quantity("g_leak", self.g_leak, siemens, nonnegative=True,
+                                     allow_array=False)
+        self.shunts = tuple(self.shunts)
+        for k, s in enumerate(self.shunts):
+            if not isinstance(s, ShuntElement):
+                raise TypeError(f"shunts[{k}] must be a ShuntElement; got {type(s).__name__}.")
+
+    def shunt_prefixes(self):
+        """Yield ``(prefix, shunt)`` with a unique parameter prefix per shunt."""
+        for k, s in enumerate(self.shunts):
+            yield f"sh{k}_", s
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` can be used as a node-group or connection name."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name))

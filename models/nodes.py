@@ -1,0 +1,50 @@
+"""Node models: capacitor nodes and diode neurons."""
+
+from brian2 import mV, nA, nF, uS, volt
+
+from ephys_eqprop.elements import NodeModel
+
+from .diode import Diode
+
+__all__ = ["CapacitorNode", "DiodeNeuron"]
+
+
+def CapacitorNode(C=1 * nF, g_leak=1 * uS, shunts=()) -> NodeModel:
+    """A linear node: capacitor ``C`` and leak ``g_leak`` to ground.
+
+    Parameters
+    ----------
+    C : Quantity, farad
+        Node capacitance.
+    g_leak : Quantity, siemens
+        Leak conductance to ground.
+    shunts : sequence of ShuntElement
+        Extra elements to ground or to a bias source.
+    """
+    return NodeModel(C=C, g_leak=g_leak, shunts=tuple(shunts))
+
+
+def DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt, V_high=0.2 * volt,
+                I_s=1 * nA, V_T=50 * mV) -> NodeModel:
+    """A capacitor node with two diodes to bias sources (Kendall et al. 2020).
+
+    One diode conducts when the node rises above ``V_high``, the other when it
+    falls below ``V_low``: a soft clipping, sigmoid-like transfer.
+
+    Parameters
+    ----------
+    C : Quantity, farad
+    g_leak : Quantity, siemens
+    V_low, V_high : Quantity, volt
+        Bias source voltages, ``V_low < V_high``.
+    I_s : Quantity, amp
+        Diode saturation current.
+    V_T : Quantity, volt
+        Diode ``n kT/q``.
+    """
+    if not V_low < V_high:
+        raise ValueError(f"DiodeNeuron needs V_low < V_high; got V_low={V_low}, V_high={V_high}.")
+    return NodeModel(C=C, g_leak=g_leak, shunts=(
+        Diode(direction="to_bias", I_s=I_s, V_T=V_T, V_bias=V_high),
+        Diode(direction="from_bias", I_s=I_s, V_T=V_T, V_bias=V_low),
+    ))
