@@ -1,8 +1,9 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import losses, models
+from . import learning, losses, models
 from .circuit import Circuit, CircuitError, layered
+from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
 from .estimators import EP, Estimator, ExactSteadyState, FiniteDifference, GradientInfo, SymmetricEP
 from .network import CircuitNetwork
 from .phases import Settle, SettleReport, SettleWarning
@@ -11,6 +12,8 @@ from .steady_state import SteadyState, exact_gradient
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "Bounds",
     "Circuit",
     "CircuitError",
     "CircuitNetwork",
@@ -19,13 +22,18 @@ __all__ = [
     "ExactSteadyState",
     "FiniteDifference",
     "GradientInfo",
+    "History",
+    "Momentum",
+    "SGD",
     "Settle",
     "SettleReport",
     "SettleWarning",
     "SteadyState",
     "SymmetricEP",
+    "Trainer",
     "exact_gradient",
     "layered",
+    "learning",
     "losses",
     "models",
 ]

@@ -151,6 +151,8 @@ class MSE(Loss):
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != K:
             raise ValueError(f"MSE targets y must have shape (n_samples, {K}); got {np.shape(y)}.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("MSE targets y contain NaN or infinite values; give finite voltages.")
         return arr
 
     def cost(self, z, y):
@@ -207,7 +209,10 @@ class CrossEntropy(Loss):
                 f"CrossEntropy targets must be labels (n_samples,) or one-hot (n_samples, {K}); "
                 f"got shape {arr.shape}."
             )
-        return arr.astype(float)
+        arr = arr.astype(float)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("CrossEntropy targets y contain NaN or infinite values.")
+        return arr
 
     def _logp(self, z):
         s = z / float(self.v_scale)

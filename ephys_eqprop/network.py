@@ -294,6 +294,10 @@ class CircuitNetwork:
                 raise CircuitError(
                     f"x[{name!r}] must have shape (n_samples, {spec.n}); got {np.shape(vals)}."
                 )
+            if arr.shape[0] == 0:
+                raise CircuitError(
+                    f"x[{name!r}] has no samples (shape {np.shape(vals)}); pass at least one row."
+                )
             if not np.all(np.isfinite(arr)):
                 raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
             if n_samples is None:

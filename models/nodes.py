@@ -2,7 +2,7 @@
 
 from brian2 import mV, nA, nF, uS, volt
 
-from ephys_eqprop.elements import NodeModel
+from ephys_eqprop.elements import NodeModel, check_quantity
 
 from .diode import Diode
 
@@ -42,6 +42,8 @@ def DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt, V_high=0.2 * volt,
     V_T : Quantity, volt
         Diode ``n kT/q``.
     """
+    V_low = check_quantity("V_low", V_low, volt, allow_array=False)
+    V_high = check_quantity("V_high", V_high, volt, allow_array=False)
     if not V_low < V_high:
         raise ValueError(f"DiodeNeuron needs V_low < V_high; got V_low={V_low}, V_high={V_high}.")
     return NodeModel(C=C, g_leak=g_leak, shunts=(
