@@ -3,8 +3,8 @@ gradient estimators of the equilibrium-propagation family."""
 
 from . import learning, losses, models
 from .circuit import Circuit, CircuitError, layered
-from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
 from .estimators import EP, Estimator, ExactSteadyState, FiniteDifference, GradientInfo, SymmetricEP
+from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
 from .network import CircuitNetwork
 from .phases import Settle, SettleReport, SettleWarning
 from .steady_state import SteadyState, exact_gradient

@@ -27,6 +27,7 @@ class InputSpec:
     name: str
     n: int
     doubled: bool
+    value: np.ndarray | None = None  # fixed source voltages (bias sources), volt
 
     @property
     def size(self) -> int:
@@ -100,7 +101,7 @@ class Circuit:
             raise CircuitError(f"{what} must be a positive integer; got {n!r}.")
         return int(n)
 
-    def add_input(self, name: str, n: int, *, doubled: bool = False) -> None:
+    def add_input(self, name: str, n: int, *, doubled: bool = False, value=None) -> None:
         """Add ``n`` ideal voltage sources (the circuit's inputs).
 
         Parameters
@@ -113,9 +114,87 @@ class Circuit:
             If true, the group holds ``2 n`` sources driven by ``x`` and ``-x``
             (sources ``0..n-1`` then ``n..2n-1``), which lets positive conductances
             act as signed weights.
+        value : Quantity, volt, scalar or shape (n,), optional
+            Fixed source voltages (bias sources). Fixed inputs are not part of
+            the data ``x`` given to estimators.
         """
         self._check_new_name(name, "Input")
-        self.inputs[name] = InputSpec(name, self._check_count(n, "n"), bool(doubled))
+        n = self._check_count(n, "n")
+        if value is not None:
+            from brian2 import volt
+
+            value = np.broadcast_to(np.asarray(check_quantity("value", value, volt), float),
+                                    (n,)).copy()
+        self.inputs[name] = InputSpec(name, n, bool(doubled), value)
+
+    @property
+    def data_inputs(self) -> list:
+        """Names of the inputs driven by data (not fixed bias sources)."""
+        return [n for n, s in self.inputs.items() if s.value is None]
+
+    def source_values(self, x) -> np.ndarray:
+        """All source voltages of the circuit for a set of samples.
+
+        Parameters
+        ----------
+        x : Quantity, shape (n_samples, n_in), volt; or dict of such by input name
+            Values of the data inputs (fixed bias sources are filled in).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, n_sources)
+            Source voltages in volt, inputs in the order they were added, doubled
+            inputs as ``(x, -x)``.
+        """
+        from brian2 import get_dimensions, have_same_dimensions, volt
+
+        names = self.data_inputs
+        if not self.inputs:
+            raise CircuitError("The circuit has no inputs (add_input); nothing to set.")
+        if not isinstance(x, dict):
+            if len(names) != 1:
+                raise CircuitError(
+                    f"The circuit has data inputs {names}; pass x as a dict "
+                    "{input name: values}."
+                )
+            x = {names[0]: x}
+        unknown = sorted(set(x) - set(names))
+        if unknown:
+            raise CircuitError(f"Unknown input(s) {unknown}; data inputs are {names}.")
+        missing = sorted(set(names) - set(x))
+        if missing:
+            raise CircuitError(f"Missing values for inputs {missing}.")
+        arrays = {}
+        for name in names:
+            vals, spec = x[name], self.inputs[name]
+            if not have_same_dimensions(vals, volt):
+                raise TypeError(
+                    f"x[{name!r}] must be voltages (volt), e.g. x*volt; got dimensions "
+                    f"{get_dimensions(vals) or 'dimensionless'}."
+                )
+            arr = np.asarray(vals, dtype=float)
+            if arr.ndim == 1:
+                arr = arr[None, :]
+            if arr.ndim != 2 or arr.shape[1] != spec.n:
+                raise CircuitError(
+                    f"x[{name!r}] must have shape (n_samples, {spec.n}); got {np.shape(vals)}."
+                )
+            if arr.shape[0] == 0:
+                raise CircuitError(
+                    f"x[{name!r}] has no samples (shape {np.shape(vals)}); pass at least one row."
+                )
+            if not np.all(np.isfinite(arr)):
+                raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
+            arrays[name] = arr
+        counts = {a.shape[0] for a in arrays.values()}
+        if len(counts) != 1:
+            raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
+        n_samples = counts.pop()
+        parts = []
+        for name, spec in self.inputs.items():
+            arr = arrays[name] if spec.value is None else np.tile(spec.value, (n_samples, 1))
+            parts.append(np.concatenate([arr, -arr], axis=1) if spec.doubled else arr)
+        return np.concatenate(parts, axis=1)
 
     def add_nodes(self, name: str, n: int, model: NodeModel) -> None:
         """Add a group of ``n`` nodes sharing one node model.
@@ -323,7 +402,7 @@ class Circuit:
                     union(int(b), n)
             else:
                 ii = offsets[conn.pre] + conn.i[live]
-                for a, b in zip(ii, jj):
+                for a, b in zip(ii, jj, strict=True):
                     union(int(a), int(b))
         ground = find(n)
         for name, spec in self.nodes.items():
@@ -375,7 +454,7 @@ class Circuit:
 def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,
             output_neuron: NodeModel | None = None, g_init=None, rng=None,
             doubled_inputs: bool = True, differential_outputs: bool = True,
-            element: BranchElement | None = None) -> Circuit:
+            element: BranchElement | None = None, bias=None) -> Circuit:
     """A deep resistive network: inputs, hidden layers, outputs, all-to-all between layers.
 
     Parameters
@@ -401,6 +480,10 @@ def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,
         Outputs as differential pairs ``v[k] - v[n_out + k]``.
     element : BranchElement, optional
         Synapse kind (default: ``models.Resistor()``).
+    bias : Quantity, volt, optional
+        If given, a fixed source pair ``"bias"`` at ``±bias`` connects to every
+        layer (connections ``"bias->h1"``, ..., ``"bias->y"``): the circuit's
+        learnable offsets.
 
     Returns
     -------
@@ -408,8 +491,9 @@ def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,
         Input ``"x"``, hidden groups ``"h1"...``, output ``"y"``, connections
         ``"x->h1"``, ..., ``"hL->y"``.
     """
-    from ephys_eqprop import models
     from brian2 import uS
+
+    from ephys_eqprop import models
 
     rng = np.random.default_rng(rng)
     g_init = 10 * uS if g_init is None else check_quantity("g_init", g_init, siemens,
@@ -419,15 +503,20 @@ def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,
     element = models.Resistor() if element is None else element
     c = Circuit()
     c.add_input("x", n_in, doubled=doubled_inputs)
+    if bias is not None:
+        c.add_input("bias", 1, doubled=True, value=bias)
+
+    def layer(prev, prev_n, name, n):
+        c.add_nodes(name, n, neuron if name != "y" else output_neuron)
+        c.connect(prev, name, element, g=rng.uniform(0, 2, (prev_n, n)) * g_init / np.sqrt(prev_n))
+        if bias is not None:
+            c.connect("bias", name, element,
+                      g=rng.uniform(0, 2, (2, n)) * g_init / np.sqrt(prev_n))
+
     prev, prev_n = "x", (2 * n_in if doubled_inputs else n_in)
     for k, nh in enumerate(hidden, start=1):
-        name = f"h{k}"
-        c.add_nodes(name, nh, neuron)
-        c.connect(prev, name, element,
-                  g=rng.uniform(0, 2, (prev_n, nh)) * g_init / np.sqrt(prev_n))
-        prev, prev_n = name, nh
-    n_y = 2 * n_out if differential_outputs else n_out
-    c.add_nodes("y", n_y, output_neuron)
-    c.connect(prev, "y", element, g=rng.uniform(0, 2, (prev_n, n_y)) * g_init / np.sqrt(prev_n))
+        layer(prev, prev_n, f"h{k}", nh)
+        prev, prev_n = f"h{k}", nh
+    layer(prev, prev_n, "y", 2 * n_out if differential_outputs else n_out)
     c.set_output("y", differential=differential_outputs)
     return c

@@ -7,13 +7,12 @@ import gc
 
 import numpy as np
 from brian2 import (
-    NeuronGroup,
     Network,
+    NeuronGroup,
     Quantity,
     Synapses,
     get_dimensions,
     prefs,
-    second,
     siemens,
     volt,
 )
@@ -267,55 +266,18 @@ class CircuitNetwork:
         numpy.ndarray
             Weights per batch copy: ``1/n_samples`` for real samples, 0 for fillers.
         """
-        inputs = self.circuit.inputs
-        if not inputs:
-            raise CircuitError("The circuit has no inputs (add_input); nothing to set.")
-        if not isinstance(x, dict):
-            if len(inputs) != 1:
-                raise CircuitError(
-                    f"The circuit has several inputs {sorted(inputs)}; pass x as a dict "
-                    "{input name: values}."
-                )
-            x = {next(iter(inputs)): x}
-        n_samples = None
-        for name, vals in x.items():
-            if name not in inputs:
-                raise CircuitError(f"Unknown input {name!r}; inputs are {sorted(inputs)}.")
-            if not have_same_dimensions(vals, volt):
-                raise TypeError(
-                    f"x[{name!r}] must be voltages (volt), e.g. x*volt; got dimensions "
-                    f"{get_dimensions(vals) or 'dimensionless'}."
-                )
-            spec = inputs[name]
-            arr = np.asarray(vals, dtype=float)
-            if arr.ndim == 1:
-                arr = arr[None, :]
-            if arr.ndim != 2 or arr.shape[1] != spec.n:
-                raise CircuitError(
-                    f"x[{name!r}] must have shape (n_samples, {spec.n}); got {np.shape(vals)}."
-                )
-            if arr.shape[0] == 0:
-                raise CircuitError(
-                    f"x[{name!r}] has no samples (shape {np.shape(vals)}); pass at least one row."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
-            if n_samples is None:
-                n_samples = arr.shape[0]
-            elif arr.shape[0] != n_samples:
-                raise CircuitError("All inputs must have the same number of samples.")
-            if arr.shape[0] > self.batch:
-                raise CircuitError(
-                    f"x has {arr.shape[0]} samples but the network was built with "
-                    f"batch={self.batch}; build with a larger batch or split the data."
-                )
-            full = np.concatenate([arr, np.repeat(arr[:1], self.batch - arr.shape[0], 0)])
-            if spec.doubled:
-                full = np.concatenate([full, -full], axis=1)
-            self.groups[name].variables["v"].set_value(full.ravel())
-        missing = set(inputs) - set(x)
-        if missing:
-            raise CircuitError(f"Missing values for inputs {sorted(missing)}.")
+        src = self.circuit.source_values(x)
+        n_samples = src.shape[0]
+        if n_samples > self.batch:
+            raise CircuitError(
+                f"x has {n_samples} samples but the network was built with "
+                f"batch={self.batch}; build with a larger batch or split the data."
+            )
+        full = np.concatenate([src, np.repeat(src[:1], self.batch - n_samples, 0)])
+        off = 0
+        for name, spec in self.circuit.inputs.items():
+            self.groups[name].variables["v"].set_value(full[:, off:off + spec.size].ravel())
+            off += spec.size
         w = np.zeros(self.batch)
         w[:n_samples] = 1.0 / n_samples
         return w

@@ -14,8 +14,7 @@ conductance matrix, diode small-signal conductances included).
 from __future__ import annotations
 
 import numpy as np
-from brian2 import Quantity, get_dimensions, volt
-from brian2.units.fundamentalunits import have_same_dimensions
+from brian2 import Quantity, get_dimensions
 
 from .circuit import Circuit, CircuitError
 
@@ -84,41 +83,7 @@ class SteadyState:
 
     def input_vector(self, x) -> np.ndarray:
         """Source voltages (B, M) in volt from ``x`` as given to ``gradient``."""
-        inputs = self.circuit.inputs
-        if not inputs:
-            raise CircuitError("The circuit has no inputs (add_input); nothing to set.")
-        if not isinstance(x, dict):
-            if len(inputs) != 1:
-                raise CircuitError(
-                    f"The circuit has several inputs {sorted(inputs)}; pass x as a dict "
-                    "{input name: values}."
-                )
-            x = {next(iter(inputs)): x}
-        unknown = sorted(set(x) - set(inputs))
-        if unknown:
-            raise CircuitError(f"Unknown input(s) {unknown}; inputs are {sorted(inputs)}.")
-        missing = sorted(set(inputs) - set(x))
-        if missing:
-            raise CircuitError(f"Missing values for inputs {missing}.")
-        parts = []
-        for name, spec in inputs.items():
-            if not have_same_dimensions(x[name], volt):
-                raise TypeError(
-                    f"x[{name!r}] must be voltages (volt), e.g. x*volt; got dimensions "
-                    f"{get_dimensions(x[name]) or 'dimensionless'}."
-                )
-            arr = np.atleast_2d(np.asarray(x[name], dtype=float))
-            if arr.ndim != 2 or arr.shape[1] != spec.n or arr.shape[0] == 0:
-                raise CircuitError(
-                    f"x[{name!r}] must have shape (n_samples, {spec.n}) with n_samples >= 1; "
-                    f"got {np.shape(x[name])}."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
-            parts.append(np.concatenate([arr, -arr], axis=1) if spec.doubled else arr)
-        if len({p.shape[0] for p in parts}) != 1:
-            raise CircuitError("All inputs must have the same number of samples.")
-        return np.concatenate(parts, axis=1)
+        return self.circuit.source_values(x)
 
     def _targets(self, y, loss, n_samples: int) -> np.ndarray:
         """Targets prepared by ``loss``, checked to give one target per sample."""

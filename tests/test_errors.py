@@ -84,7 +84,7 @@ def test_voltages_unknown_group(net):
 
 
 def test_unknown_input_name_in_x(net):
-    with pytest.raises(eq.CircuitError, match=r"Unknown input 'u'; inputs are \['x'\]"):
+    with pytest.raises(eq.CircuitError, match=r"Unknown input\(s\) \['u'\]; data inputs are \['x'\]"):
         eq.EP().gradient(net, {"u": X}, Y, MSE())
 
 
@@ -110,7 +110,7 @@ def test_several_inputs_need_a_dict():
     c.connect("b", "y", R(), g=np.ones((1, 1)) * uS)
     c.set_output("y")
     net = c.build()
-    with pytest.raises(eq.CircuitError, match=r"several inputs.*pass x as a dict"):
+    with pytest.raises(eq.CircuitError, match=r"data inputs.*pass x as a dict"):
         eq.EP().gradient(net, np.ones((1, 1)) * volt, np.ones((1, 1)) * volt, MSE())
 
 

@@ -57,7 +57,8 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
         If ``nonnegative`` and an entry is negative, or if an array was given
         where a scalar is needed.
     """
-    expected = get_dimensions(unit) if unit is not None and not isinstance(unit, int) else DIMENSIONLESS
+    plain = unit is None or isinstance(unit, int)
+    expected = DIMENSIONLESS if plain else get_dimensions(unit)
     if not have_same_dimensions(value, unit if not isinstance(unit, int) else 1):
         got = get_dimensions(value)
         unit_name = str(unit) if isinstance(unit, Unit) else "1"
