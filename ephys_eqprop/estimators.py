@@ -20,7 +20,7 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, watt
 
 from .circuit import CircuitError
-from .phases import PhaseResult, Settle, run_static_phase
+from .phases import PhaseRequest, PhaseResult, Settle, run_program
 
 __all__ = ["Estimator", "EP", "SymmetricEP", "FiniteDifference", "ExactSteadyState",
            "GradientInfo"]
@@ -89,14 +89,23 @@ class Estimator:
         loss.set_targets(net, y_full)
         return w, y_full
 
-    def _free(self, net, w, y_full, loss) -> PhaseResult:
-        free = run_static_phase(net, 0.0, self.settle, None)
+    def _free(self, net, w, y_full, loss):
+        """Phase sub-program: the free phase, with the loss and outputs recorded."""
+        free = yield PhaseRequest(0.0, None, self.settle)
         z = loss.readout(free.v_out, net.circuit.differential)
         c = loss.cost(z, y_full)
         n = int(np.count_nonzero(w))
         free.extra["loss"] = float(np.sum(w * c))
         free.extra["z"] = z[:n]
         return free
+
+    def program(self, net, w, y_full, loss):
+        """Phase program computing the flat gradients (inputs and targets already set).
+
+        A generator of :class:`~ephys_eqprop.phases.PhaseRequest` returning a dict of
+        flat per-synapse gradients (SI floats); sets :attr:`info`.
+        """
+        raise NotImplementedError
 
     @staticmethod
     def _to_params(net, flat_grads: dict) -> dict:
@@ -128,7 +137,8 @@ class Estimator:
         dict of str to Quantity
             ``dL/dθ`` by connection name, shaped like ``net.get_params()``.
         """
-        raise NotImplementedError
+        w, y_full = self._setup(net, x, y, loss)
+        return self._to_params(net, run_program(net, self.program(net, w, y_full, loss)))
 
 
 class EP(Estimator):
@@ -146,17 +156,16 @@ class EP(Estimator):
         self.beta = _check_beta(beta)
         self.settle = Settle() if settle is None else settle
 
-    def _nudged(self, net, beta, free):
-        return run_static_phase(net, beta, self.settle, free.state)
+    def _nudged(self, beta, free):
+        return (yield PhaseRequest(beta, free.state, self.settle))
 
-    def gradient(self, net, x, y, loss) -> dict:
-        w, y_full = self._setup(net, x, y, loss)
-        free = self._free(net, w, y_full, loss)
-        nudged = self._nudged(net, self.beta, free)
+    def program(self, net, w, y_full, loss):
+        free = yield from self._free(net, w, y_full, loss)
+        nudged = yield from self._nudged(self.beta, free)
         flat = {n: w @ (nudged.local[n] - free.local[n]) / self.beta for n in free.local}
         self.info = GradientInfo(free.extra["loss"], free.extra["z"],
                                  {"free": free, "nudged": nudged})
-        return self._to_params(net, flat)
+        return flat
 
     def __repr__(self):
         return f"{type(self).__name__}(beta={self.beta!r}, settle={self.settle!r})"
@@ -168,15 +177,14 @@ class SymmetricEP(EP):
     Bias O(β²) (Laborieux et al. 2021); three phases.
     """
 
-    def gradient(self, net, x, y, loss) -> dict:
-        w, y_full = self._setup(net, x, y, loss)
-        free = self._free(net, w, y_full, loss)
-        pos = self._nudged(net, self.beta, free)
-        neg = self._nudged(net, -self.beta, free)
+    def program(self, net, w, y_full, loss):
+        free = yield from self._free(net, w, y_full, loss)
+        pos = yield from self._nudged(self.beta, free)
+        neg = yield from self._nudged(-self.beta, free)
         flat = {n: w @ (pos.local[n] - neg.local[n]) / (2 * self.beta) for n in free.local}
         self.info = GradientInfo(free.extra["loss"], free.extra["z"],
                                  {"free": free, "nudged": pos, "nudged_neg": neg})
-        return self._to_params(net, flat)
+        return flat
 
 
 class FiniteDifference(Estimator):
@@ -200,10 +208,9 @@ class FiniteDifference(Estimator):
         self.eps = float(eps)
         self.settle = Settle() if settle is None else settle
 
-    def gradient(self, net, x, y, loss) -> dict:
-        w, y_full = self._setup(net, x, y, loss)
+    def program(self, net, w, y_full, loss):
         params = net.get_params()
-        free = self._free(net, w, y_full, loss)
+        free = yield from self._free(net, w, y_full, loss)
         flat = {}
         for name, conn in net.circuit.connections.items():
             base = np.asarray(params[name], dtype=float)
@@ -222,12 +229,13 @@ class FiniteDifference(Estimator):
                     else:
                         full = pert
                     net.set_params({name: Quantity(full, dim=get_dimensions(params[name]))})
-                    vals.append(self._free(net, w, y_full, loss).extra["loss"])
+                    res = yield from self._free(net, w, y_full, loss)
+                    vals.append(res.extra["loss"])
                 grads[s] = (vals[0] - vals[1]) / (2 * h)
             net.set_params({name: params[name]})
             flat[name] = grads
         self.info = GradientInfo(free.extra["loss"], free.extra["z"], {"free": free})
-        return self._to_params(net, flat)
+        return flat
 
     def __repr__(self):
         return f"FiniteDifference(eps={self.eps!r}, settle={self.settle!r})"

@@ -18,6 +18,7 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, siemens
 
 from .elements.base import check_quantity
+from .phases import PhaseRequest, run_program
 
 __all__ = ["Bounds", "Optimizer", "SGD", "Momentum", "Adam", "Trainer", "History"]
 
@@ -270,17 +271,18 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def predict(self, X) -> np.ndarray:
         """Free-phase output values ``z`` (n_samples, K), volt as plain floats."""
-        from .phases import run_static_phase
+        net, B, n = self.net, self.net.batch, len(X)
 
-        n = len(X)
-        out = []
-        B = self.net.batch
-        for s in range(0, n, B):
-            self.net.set_inputs(X[s:s + B])
-            res = run_static_phase(self.net, 0.0, self.estimator.settle, None)
-            z = self.loss.readout(res.v_out, self.net.circuit.differential)
-            out.append(z[: min(B, n - s)])
-        return np.concatenate(out)
+        def program():
+            out = []
+            for s in range(0, n, B):
+                net.set_inputs(X[s:s + B])
+                res = yield PhaseRequest(0.0, None, self.estimator.settle)
+                z = self.loss.readout(res.v_out, net.circuit.differential)
+                out.append(z[: min(B, n - s)])
+            return np.concatenate(out)
+
+        return run_program(net, program())
 
     def evaluate(self, X, Y) -> dict:
         """Mean loss (watt) and accuracy on a data set (free phases only)."""
@@ -346,6 +348,23 @@ class Trainer:
                          f"{done}/{total} loss {loss:.3e} {time.time() - t0:.0f}s")
         sys.stderr.flush()
 
+    def _epoch_program(self, X, Y, B, n, t0):
+        """Phase program of the rest of an epoch: gradient and update per mini-batch."""
+        est, net, loss = self.estimator, self.net, self.loss
+        while self._pos < n:
+            idx = self._perm[self._pos:self._pos + B]
+            w, y_full = est._setup(net, X[idx], Y[idx], loss)
+            flat = yield from est.program(net, w, y_full, loss)
+            grads = est._to_params(net, flat)
+            info = est.info
+            k = len(idx)
+            self._run_loss += info.loss * k
+            self._run_acc += accuracy(info.z, y_full[:k]) * k
+            self._run_n += k
+            net.set_params(self.optimizer.step(net.get_params(), grads))
+            self._pos += k
+            self._bar(self._pos, n, self._run_loss / self._run_n, t0)
+
     def fit(self, X, Y, *, epochs: int, batch_size: int | None = None, validation=None,
             shuffle: bool = True, resume: bool = False) -> History:
         """Train for ``epochs`` epochs (in total, counting resumed ones).
@@ -378,6 +397,7 @@ class Trainer:
             if self.progress:
                 print(f"resumed from {self.checkpoint} at epoch {self.epoch}, "
                       f"sample {self._pos}", flush=True)
+        self.net.attach_loss(self.loss)
         try:
             while self.epoch < epochs:
                 t0 = time.time()
@@ -385,18 +405,7 @@ class Trainer:
                     self._perm = self.rng.permutation(n) if shuffle else np.arange(n)
                     self._pos = 0
                     self._run_loss, self._run_acc, self._run_n = 0.0, 0.0, 0
-                while self._pos < n:
-                    idx = self._perm[self._pos:self._pos + B]
-                    grads = self.estimator.gradient(self.net, X[idx], Y[idx], self.loss)
-                    info = self.estimator.info
-                    yv = self.loss.prepare_targets(Y[idx], self.net.circuit.n_outputs)
-                    k = len(idx)
-                    self._run_loss += info.loss * k
-                    self._run_acc += accuracy(info.z, yv) * k
-                    self._run_n += k
-                    self.net.set_params(self.optimizer.step(self.net.get_params(), grads))
-                    self._pos += k
-                    self._bar(self._pos, n, self._run_loss / self._run_n, t0)
+                run_program(self.net, self._epoch_program(X, Y, B, n, t0))
                 self.epoch += 1
                 self._pos = 0
                 h = self.history

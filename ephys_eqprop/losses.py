@@ -112,7 +112,7 @@ class Loss:
     @staticmethod
     def set_beta(net, beta: float) -> None:
         """Set the nudge strength β of ``net``'s attached loss."""
-        net._loss_objects[-1].beta = float(beta)
+        net._loss_objects[-1].variables["beta"].set_value(float(beta))
 
     @staticmethod
     def set_targets(net, y_full: np.ndarray) -> None:

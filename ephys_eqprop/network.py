@@ -74,6 +74,7 @@ class CircuitNetwork:
         self.synapses: dict[str, Synapses] = {}
         self.loss = None
         self._loss_objects: list = []
+        self._syn_index: dict = {}
         self._incident: dict[str, list] = {name: [] for name in circuit.nodes}
         for conn in circuit.connections.values():
             self._incident[conn.post].append((conn, "in"))
@@ -154,6 +155,7 @@ class CircuitNetwork:
         syn = Synapses(pre, post, "\n".join(eqs), dt=self.dt, name=f"syn_{conn.ident}*")
         i, j = self._batch_indices(conn)
         syn.connect(i=i, j=j)
+        self._syn_index[conn.name] = (i, j)
         syn.variables[p].set_value(np.tile(np.asarray(conn.values, dtype=float), self.batch))
         return syn
 
@@ -303,10 +305,17 @@ class CircuitNetwork:
         finally:
             gc.unfreeze()
 
-    def set_relax(self, relax: bool) -> None:
-        """Switch between static relaxation (``True``) and physical dynamics."""
+    def set_relax(self, relax: bool, tau_relax: float | None = None) -> None:
+        """Switch between static relaxation (``True``) and physical dynamics.
+
+        ``tau_relax`` (seconds, plain float) sets the relaxation time constant
+        ``dt/damping``. Values are written in place, so this works during a run.
+        """
         for n in self.circuit.nodes:
-            self.groups[n].relax = 1.0 if relax else 0.0
+            var = self.groups[n].variables
+            var["relax"].set_value(1.0 if relax else 0.0)
+            if tau_relax is not None:
+                var["tau_relax"].set_value(tau_relax)
 
     # ------------------------------------------------------------------ loss
     def attach_loss(self, loss) -> None:
@@ -322,13 +331,19 @@ class CircuitNetwork:
         self.loss = loss
 
     def local_quantities(self) -> dict:
-        """Per-synapse local quantity ∂E/∂θ, shape ``(batch, n_syn)``, plain SI arrays."""
+        """Per-synapse local quantity ∂E/∂θ, shape ``(batch, n_syn)``, plain SI arrays.
+
+        Evaluates each element's local expression (the ``dE_d<θ>`` subexpression of
+        its Synapses) from the voltages at its own two terminals.
+        """
         out = {}
-        with self._target():
-            for name, conn in self.circuit.connections.items():
-                syn = self.synapses[name]
-                vals = np.asarray(getattr(syn, f"dE_d{conn.element.learnable}_")[:])
-                out[name] = vals.reshape(self.batch, -1)
+        for name, conn in self.circuit.connections.items():
+            pre = self.groups[conn.pre].variables["v"].get_value()
+            post = self.groups[conn.post].variables["v"].get_value()
+            i, j = self._syn_index[name]
+            theta = self.synapses[name].variables[conn.element.learnable].get_value()
+            vals = conn.element.local_numpy(pre[i], post[j], theta)
+            out[name] = np.broadcast_to(vals, i.shape).reshape(self.batch, -1)
         return out
 
     def __repr__(self) -> str:

@@ -6,11 +6,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Quantity, second, volt
+from brian2 import Quantity, volt
 
 from .elements.base import check_quantity
 
-__all__ = ["Settle", "SettleReport", "PhaseResult", "SettleWarning", "run_static_phase"]
+__all__ = ["Settle", "SettleReport", "PhaseRequest", "PhaseResult", "SettleWarning",
+           "run_program", "run_static_phase"]
 
 
 class SettleWarning(RuntimeWarning):
@@ -91,80 +92,126 @@ class PhaseResult:
     extra: dict = field(default_factory=dict)
 
 
-class _SettleMonitor:
-    """A Brian2 network operation that stops a run once the node voltages settle."""
+@dataclass
+class PhaseRequest:
+    """What a phase program asks for next: settle with nudge ``beta`` from ``start``."""
+
+    beta: float
+    start: dict | None
+    settle: Settle
+
+
+#: step budget of one phase program (Brian2 warns about runs beyond 2**40 steps)
+_MAX_STEPS = 2**32
+
+
+class _PhaseDriver:
+    """Runs phase programs inside one Brian2 run.
+
+    A *phase program* is a generator that yields :class:`PhaseRequest` objects and
+    receives the :class:`PhaseResult` of each; between phases it may change
+    inputs, targets and parameters (in place). A Brian2 network operation checks
+    the settle criterion every ``check_every`` steps; when a phase ends it hands
+    the result to the program and sets up the next phase, without leaving the
+    run. One run per program instead of one per phase saves Brian2's per-run
+    set-up cost, which dominates small circuits.
+    """
 
     def __init__(self, net):
         from brian2 import NetworkOperation
 
         self.net = net
-        self.active = False
-        self.tol = 0.0
-        self.prev = None
-        self.max_dv = np.inf
-        self.converged = False
-        self.op = None
-        self._NetworkOperation = NetworkOperation
-
-    def install(self, check_every: int):
-        if self.op is not None and self.check_every == check_every:
-            return
-        if self.op is not None:
-            self.net.network.remove(self.op)
-        self.check_every = check_every
-        self.op = self._NetworkOperation(self._check, dt=self.net.dt, when="end",
-                                         name="settle_check*")
-        self.net.network.add(self.op)
+        self.program = None
+        self.op = NetworkOperation(self._step, dt=net.dt, when="end", name="phase_driver*")
+        net.network.add(self.op)
 
     def _state(self):
         return np.concatenate([self.net.groups[n].variables["v"].get_value()
                                for n in self.net.circuit.nodes])
 
-    def reset(self, tol: float):
-        self.tol, self.prev, self.max_dv, self.converged = tol, self._state(), np.inf, False
-        self.active = True
-        self.count = 0
+    def _begin(self, req: PhaseRequest):
+        if not isinstance(req, PhaseRequest):
+            raise TypeError(f"A phase program must yield PhaseRequest objects; got {req!r}.")
+        net = self.net
+        net.set_relax(True, tau_relax=float(net.dt) / req.settle.damping)
+        if net.loss is not None:
+            net.loss.set_beta(net, req.beta)
+        net.set_state(req.start)
+        self.req, self.count, self.prev = req, 0, self._state()
 
-    def _check(self):
-        if not self.active:
-            return
-        self.count += 1
-        if self.count % self.check_every:
-            return
-        cur = self._state()
-        self.max_dv = float(np.max(np.abs(cur - self.prev))) if cur.size else 0.0
-        self.prev = cur.copy()
-        if not np.isfinite(self.max_dv):
+    def _finish(self, converged: bool, max_dv: float) -> PhaseResult:
+        net, settle = self.net, self.req.settle
+        period = settle.check_every * float(net.dt)
+        report = SettleReport(converged, self.count, max_dv, max_dv / period)
+        if not converged:
+            warnings.warn(f"Static phase did not settle: {report}. Raise Settle(max_steps=...) "
+                          "or loosen Settle(tol=...).", SettleWarning, stacklevel=2)
+        v_out = np.asarray(net.voltages(net.circuit.output)) if net.circuit.output else None
+        return PhaseResult(net.get_state(), net.local_quantities(), v_out, report)
+
+    def _advance(self, result):
+        try:
+            req = self.program.send(result)
+        except StopIteration as stop:
+            self.value, self.program = stop.value, None
             self.net.network.stop()
-        elif self.max_dv < self.tol:
-            self.converged = True
+            return
+        self._begin(req)
+
+    def _step(self):
+        if self.program is None:
+            return
+        try:
+            self.count += 1
+            settle = self.req.settle
+            if self.count % settle.check_every and self.count < settle.max_steps:
+                return
+            cur = self._state()
+            max_dv = float(np.max(np.abs(cur - self.prev))) if cur.size else 0.0
+            self.prev = cur
+            if not np.isfinite(max_dv):
+                raise FloatingPointError(
+                    "Node voltages became NaN or infinite during a static phase. Lower "
+                    "Settle(damping=...) or check element parameters (diode V_T, I_s)."
+                )
+            converged = max_dv < float(settle.tol) and self.count % settle.check_every == 0
+            if converged or self.count >= settle.max_steps:
+                self._advance(self._finish(converged, max_dv))
+        except BaseException as ex:  # handed back to run_program, raised there
+            self.error, self.program = ex, None
             self.net.network.stop()
 
+    def run(self, program):
+        self.error, self.value = None, None
+        try:
+            req = next(program)
+        except StopIteration as stop:
+            return stop.value
+        self.program = program
+        self._begin(req)
+        try:
+            self.net.run(_MAX_STEPS * self.net.dt)
+            if self.program is not None and self.error is None:
+                raise RuntimeError(f"A phase program ran {_MAX_STEPS} steps without finishing.")
+        finally:
+            self.program = None
+        if self.error is not None:
+            raise self.error
+        return self.value
 
-def _settle(net, settle: Settle) -> SettleReport:
-    mon = getattr(net, "_settle_monitor", None)
-    if mon is None:
-        mon = net._settle_monitor = _SettleMonitor(net)
-    mon.install(settle.check_every)
-    dt = float(net.dt)
-    period = settle.check_every * dt
-    mon.reset(float(settle.tol))
-    t0 = float(net.network.t)
-    try:
-        net.run(settle.max_steps * dt * second)
-    finally:
-        mon.active = False
-    steps = int(round((float(net.network.t) - t0) / dt))
-    if not np.isfinite(mon.max_dv) and steps > settle.check_every:
-        raise FloatingPointError(
-            "Node voltages became NaN or infinite during a static phase. Lower "
-            "Settle(damping=...) or check element parameters (diode V_T, I_s)."
-        )
-    report = SettleReport(mon.converged, steps, mon.max_dv, mon.max_dv / period)
-    if not mon.converged:
-        warnings.warn(f"Static phase did not settle: {report}. Raise Settle(max_steps=...) or "
-                      "loosen Settle(tol=...).", SettleWarning, stacklevel=3)
-    return report
+
+def run_program(net, program):
+    """Run a phase program (a generator of :class:`PhaseRequest`) in one Brian2 run.
+
+    Returns
+    -------
+    object
+        The program's return value.
+    """
+    drv = getattr(net, "_phase_driver", None)
+    if drv is None:
+        drv = net._phase_driver = _PhaseDriver(net)
+    return drv.run(program)
 
 
 def run_static_phase(net, beta: float, settle: Settle, start: dict | None) -> PhaseResult:
@@ -183,12 +230,8 @@ def run_static_phase(net, beta: float, settle: Settle, start: dict | None) -> Ph
     -------
     PhaseResult
     """
-    net.set_relax(True)
-    for n in net.circuit.nodes:
-        net.groups[n].tau_relax = net.dt / settle.damping
-    if net.loss is not None:
-        net.loss.set_beta(net, beta)
-    net.set_state(start)
-    report = _settle(net, settle)
-    v_out = np.asarray(net.voltages(net.circuit.output)) if net.circuit.output else None
-    return PhaseResult(net.get_state(), net.local_quantities(), v_out, report)
+
+    def one():
+        return (yield PhaseRequest(beta, start, settle))
+
+    return run_program(net, one())

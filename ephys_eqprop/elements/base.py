@@ -207,6 +207,20 @@ class BranchElement(_ExpressionElement):
     #: whether the learnable parameter is kept non-negative
     nonnegative: bool = True
 
+    def local_numpy(self, v_pre: np.ndarray, v_post: np.ndarray, theta: np.ndarray):
+        """Evaluate :attr:`local` with numpy (SI floats) from terminal voltages."""
+        fun = getattr(self, "_local_fun", None)
+        if fun is None:
+            names = ("v_pre", "v_post", self.learnable)
+            args = [sympy.Symbol(n, real=True) for n in names]
+            subs = {}
+            for sym in str_to_sympy(self.local).free_symbols:
+                subs[sym] = (args[names.index(sym.name)] if sym.name in names
+                             else float(np.asarray(self.values[sym.name])))
+            fun = sympy.lambdify(args, str_to_sympy(self.local).subs(subs), "numpy")
+            self._local_fun = fun
+        return fun(v_pre, v_post, theta)
+
     def check_values(self, name: str, values) -> Quantity:
         """Check per-synapse values of the learnable parameter."""
         return check_quantity(name, values, self.learnable_unit, nonnegative=self.nonnegative)
