@@ -1,7 +1,7 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import learning, losses, models
+from . import datasets, learning, losses, models
 from .circuit import Circuit, CircuitError, layered
 from .estimators import EP, Estimator, ExactSteadyState, FiniteDifference, GradientInfo, SymmetricEP
 from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
@@ -31,6 +31,7 @@ __all__ = [
     "SteadyState",
     "SymmetricEP",
     "Trainer",
+    "datasets",
     "exact_gradient",
     "layered",
     "learning",

@@ -1,0 +1,28 @@
+"""The ``ephys-eqprop`` command line."""
+
+import re
+
+import pytest
+
+from ephys_eqprop.cli import main
+
+
+def test_demo_quick_writes_figures_and_checks_gradients(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("gradient_check.png", "training.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    sym = float(re.search(r"symmetric EP: max relative error ([0-9.e+-]+)", out).group(1))
+    one = float(re.search(r"one-sided EP: max relative error ([0-9.e+-]+)", out).group(1))
+    # beta = 1e-3 on a diode network: symmetric bias O(beta^2), one-sided O(beta)
+    assert sym < 1e-5
+    assert one < 1e-2
+    assert sym < one
+    assert re.search(r"test accuracy [0-9.]+ %", out)
+
+
+def test_unknown_command_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as ex:
+        main(["nonsense"])
+    assert ex.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,142 @@
+"""Optimizers, bounds and the Trainer (progress, history, checkpoints, resume)."""
+
+import numpy as np
+import pytest
+from brian2 import siemens, uS, volt
+
+import ephys_eqprop as eq
+from ephys_eqprop.learning import accuracy
+
+
+def _params(vals):
+    return {"a": np.asarray(vals, float) * uS}
+
+
+def _grads(vals):
+    return {"a": np.asarray(vals, float) * volt**2}
+
+
+def test_sgd_step_is_lr_times_gradient():
+    # exact arithmetic: θ - lr·g with lr in S/V² (plain number taken in SI)
+    opt = eq.SGD(lr=1e-7)
+    new = opt.step(_params([5.0, 5.0]), _grads([10.0, -10.0]))
+    np.testing.assert_allclose(np.asarray(new["a"]), [4e-6, 6e-6], rtol=1e-12)
+
+
+def test_sgd_checks_lr_units():
+    opt = eq.SGD(lr=1e-7 * siemens)  # wrong: needs S/V²
+    with pytest.raises(TypeError, match="lr"):
+        opt.step(_params([1.0]), _grads([1.0]))
+
+
+def test_bounds_keep_conductances_non_negative_and_below_max():
+    opt = eq.SGD(lr=1.0, bounds=eq.Bounds(g_min=0 * siemens, g_max=8 * uS))
+    new = opt.step(_params([1.0, 5.0]), _grads([1e-5, -1e-5]))
+    np.testing.assert_allclose(np.asarray(new["a"]), [0.0, 8e-6], rtol=1e-12)
+
+
+def test_bounds_reject_bad_values():
+    with pytest.raises(ValueError, match="g_max > g_min"):
+        eq.Bounds(g_min=2 * uS, g_max=1 * uS)
+    with pytest.raises(ValueError, match="non-negative"):
+        eq.Bounds(g_min=-1 * uS)
+
+
+def test_momentum_accumulates_velocity():
+    # two steps with a constant gradient g: total displacement lr·g·(1 + (1 + μ))
+    opt = eq.Momentum(lr=1e-7, momentum=0.5)
+    p = _params([10.0])
+    for _ in range(2):
+        p = opt.step(p, _grads([1.0]))
+    np.testing.assert_allclose(float(p["a"][0]), 10e-6 - 1e-7 * (1 + 1.5), rtol=1e-12)
+
+
+def test_adam_first_step_has_size_lr_whatever_the_gradient_scale():
+    # Adam's bias-corrected first step is lr·sign(g) (up to eps): scale-free
+    for scale in (1e-9, 1.0, 1e6):
+        opt = eq.Adam(lr=0.1 * uS)
+        new = opt.step(_params([5.0, 5.0]), _grads([scale, -scale]))
+        np.testing.assert_allclose(np.asarray(new["a"]), [4.9e-6, 5.1e-6], rtol=1e-6)
+
+
+def test_optimizer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="lr must be positive"):
+        eq.SGD(lr=0)
+    with pytest.raises(ValueError, match="momentum"):
+        eq.Momentum(lr=1.0, momentum=1.5)
+    with pytest.raises(KeyError, match="No gradient"):
+        eq.SGD(lr=1.0).step(_params([1.0]), {})
+
+
+def test_accuracy_metric():
+    z = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    y = np.eye(2)[[0, 1, 1]]
+    assert accuracy(z, y) == pytest.approx(2 / 3)
+    assert accuracy(np.array([[0.2], [-0.1]]), np.array([[0.1], [0.1]])) == 0.5
+
+
+def _xor_trainer(tmp_path=None, seed=0):
+    data = eq.datasets.xor()
+    circuit = eq.layered(2, [4], 2, bias=1 * volt, g_init=20 * uS, rng=seed)
+    net = circuit.build(batch=4)
+    loss = eq.losses.CrossEntropy(g_nudge=20 * uS, v_scale=0.05 * volt)
+    est = eq.SymmetricEP(beta=0.1, settle=eq.Settle(tol=1e-7 * volt))
+    ckpt = None if tmp_path is None else tmp_path / "ckpt.npz"
+    tr = eq.Trainer(net, est, loss, eq.Adam(lr=1 * uS), checkpoint=ckpt, seed=seed,
+                    progress=False)
+    return data, tr
+
+
+def test_trainer_lowers_the_loss_and_records_history(tmp_path):
+    data, tr = _xor_trainer(tmp_path)
+    before = tr.evaluate(data.X_train, data.y_train)["loss"]
+    hist = tr.fit(data.X_train, data.y_train, epochs=8, batch_size=2,
+                  validation=(data.X_test, data.y_test))
+    after = tr.evaluate(data.X_train, data.y_train)["loss"]
+    assert hist.epoch == list(range(1, 9))
+    assert len(hist.train_loss) == len(hist.val_accuracy) == 8
+    assert after < 0.9 * before
+    assert (tmp_path / "ckpt.npz").exists()
+
+
+def test_checkpoint_resume_reproduces_an_uninterrupted_run(tmp_path):
+    """Stop after 2 epochs, resume into a fresh trainer: same conductances as 4 straight epochs."""
+    data, straight = _xor_trainer(None)
+    straight.fit(data.X_train, data.y_train, epochs=4, batch_size=2)
+    ref = straight.net.get_params()
+
+    data, first = _xor_trainer(tmp_path)
+    first.fit(data.X_train, data.y_train, epochs=2, batch_size=2)
+    _, second = _xor_trainer(tmp_path)  # new process in spirit: fresh net and optimizer
+    second.fit(data.X_train, data.y_train, epochs=4, batch_size=2, resume=True)
+    got = second.net.get_params()
+    assert second.history.epoch == [1, 2, 3, 4]
+    for k in ref:
+        # identical arithmetic in both runs: agreement to rounding
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(ref[k]), rtol=1e-9, atol=0)
+
+
+def test_interrupt_saves_a_checkpoint_mid_epoch(tmp_path, monkeypatch):
+    data, tr = _xor_trainer(tmp_path)
+    calls = {"n": 0}
+    original = tr.optimizer.step
+
+    def flaky(params, grads):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(params, grads)
+
+    monkeypatch.setattr(tr.optimizer, "step", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit(data.X_train, data.y_train, epochs=3, batch_size=2)
+    _, again = _xor_trainer(tmp_path)
+    again.load()
+    assert again.epoch == 0 and again._pos == 2  # one mini-batch of two done
+    assert again.optimizer.t == 1
+
+
+def test_trainer_rejects_bad_batch_size():
+    data, tr = _xor_trainer(None)
+    with pytest.raises(ValueError, match="batch_size"):
+        tr.fit(data.X_train, data.y_train, epochs=1, batch_size=5)
