@@ -88,7 +88,7 @@ def test_unknown_input_name_in_x(net):
         eq.EP().gradient(net, {"u": X}, Y, MSE())
 
 
-def test_missing_input_in_x():
+def _two_input_net():
     c = eq.Circuit()
     c.add_input("a", 1)
     c.add_input("b", 1)
@@ -97,19 +97,17 @@ def test_missing_input_in_x():
     c.connect("b", "y", R(), g=np.ones((1, 1)) * uS)
     c.set_output("y")
     net = c.build()
+    return net
+
+
+def test_missing_input_in_x():
+    net = _two_input_net()
     with pytest.raises(eq.CircuitError, match=r"Missing values for inputs \['b'\]"):
         eq.EP().gradient(net, {"a": np.ones((1, 1)) * volt}, np.ones((1, 1)) * volt, MSE())
 
 
 def test_several_inputs_need_a_dict():
-    c = eq.Circuit()
-    c.add_input("a", 1)
-    c.add_input("b", 1)
-    c.add_nodes("y", 1, eq.models.CapacitorNode())
-    c.connect("a", "y", R(), g=np.ones((1, 1)) * uS)
-    c.connect("b", "y", R(), g=np.ones((1, 1)) * uS)
-    c.set_output("y")
-    net = c.build()
+    net = _two_input_net()
     with pytest.raises(eq.CircuitError, match=r"data inputs.*pass x as a dict"):
         eq.EP().gradient(net, np.ones((1, 1)) * volt, np.ones((1, 1)) * volt, MSE())
 
