@@ -1,7 +1,7 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import datasets, learning, losses, models
+from . import datasets, learning, losses, models, netlist
 from .circuit import Circuit, CircuitError, layered
 from .estimators import EP, Estimator, ExactSteadyState, FiniteDifference, GradientInfo, SymmetricEP
 from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
@@ -37,4 +37,5 @@ __all__ = [
     "learning",
     "losses",
     "models",
+    "netlist",
 ]

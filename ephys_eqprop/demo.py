@@ -38,9 +38,6 @@ def gradient_check(net, x, y, loss, *, beta: float = 1e-3) -> dict:
 
 def plot_gradient_scatter(check: dict, path, *, beta: float) -> None:
     """Scatter of estimated against exact per-synapse gradients."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     e = check["exact"]
@@ -64,9 +61,6 @@ def plot_gradient_scatter(check: dict, path, *, beta: float) -> None:
 
 def plot_history(history, path, *, title: str) -> None:
     """Loss and accuracy per epoch (train and validation)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -102,9 +96,12 @@ def run_demo(out="ephys_eqprop_demo", *, epochs: int = 12, target: str = "numpy"
     dict
         The measured figures (gradient errors, test accuracy, seconds).
     """
+    import matplotlib
+
     import ephys_eqprop as eq
     from ephys_eqprop import datasets
 
+    matplotlib.use("Agg")  # the demo writes files; it never opens windows
     t0 = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

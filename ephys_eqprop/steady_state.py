@@ -59,7 +59,8 @@ class SteadyState:
                     f"{name!r} is a {type(conn.element).__name__}."
                 )
             vals = np.asarray(params[name], dtype=float)
-            g = vals[conn.i, conn.j] if conn.dense else vals.ravel()
+            # dense parameters come as (n_pre, n_post) from a network, flat from a Circuit
+            g = vals[conn.i, conn.j] if conn.dense and vals.ndim == 2 else vals.ravel()
             self.flat[name] = g
             b = self.offsets[conn.post] + conn.j
             np.add.at(A, (b, b), g)

@@ -84,7 +84,8 @@ def test_voltages_unknown_group(net):
 
 
 def test_unknown_input_name_in_x(net):
-    with pytest.raises(eq.CircuitError, match=r"Unknown input\(s\) \['u'\]; data inputs are \['x'\]"):
+    with pytest.raises(eq.CircuitError,
+                       match=r"Unknown input\(s\) \['u'\]; data inputs are \['x'\]"):
         eq.EP().gradient(net, {"u": X}, Y, MSE())
 
 

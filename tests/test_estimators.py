@@ -334,3 +334,13 @@ def test_descending_the_ep_gradient_lowers_the_loss(diode_problem):
                for k in params}
     after = eq.SteadyState(net, params=stepped).loss(x, y, loss)
     assert after < before
+
+
+def test_steady_state_accepts_a_circuit_description():
+    """A Circuit (flat stored values) and its built network give the same fixed point."""
+    circuit = eq.layered(3, [4], 2, bias=1 * volt, rng=0)
+    x = np.full((2, 3), 0.5) * volt
+    v_circ = eq.SteadyState(circuit).solve(x)
+    v_net = eq.SteadyState(circuit.build(batch=2)).solve(x)
+    # same linear algebra on the same numbers: agreement to rounding
+    np.testing.assert_allclose(v_circ, v_net, rtol=0, atol=1e-15)

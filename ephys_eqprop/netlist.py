@@ -1,0 +1,487 @@
+"""SPICE netlist export and an ngspice runner, for validation against an external simulator.
+
+:func:`to_spice` writes a :class:`~ephys_eqprop.Circuit` (its initial parameters)
+or a built :class:`~ephys_eqprop.CircuitNetwork` (its current parameters) as a
+SPICE netlist for one sample; :func:`run_ngspice` runs a netlist with ngspice in
+batch mode and returns the node voltages.
+
+Mapping (DESIGN §1)
+-------------------
+=====================================  ==============================================
+circuit                                SPICE
+=====================================  ==============================================
+node ``k`` of group ``h``              node ``h_k`` (ground is ``0``)
+input source ``k`` of group ``x``      node ``x_k`` driven by ``V`` to ground
+capacitor ``C`` of a node model        ``C`` to ground (``IC=`` for transients)
+leak ``g_leak`` of a node model        ``R`` to ground, ``R = 1/g_leak``
+``Resistor`` synapse ``g``             ``R`` between its nodes, ``R = 1/g``
+``Diode`` shunt (Shockley)             ``D`` to a bias node held by a ``V`` source;
+                                       ``.model D(IS=I_s N=V_T/(kT/q))``
+``CurrentSource`` shunt ``I``          ``I`` from ground into the node
+=====================================  ==============================================
+
+A zero conductance is an open circuit: its element is omitted (and counted in a
+comment). Elements without a SPICE equivalent raise :class:`NetlistError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+from brian2 import Quantity, kelvin, second, volt
+
+from .circuit import Circuit
+from .elements.base import check_quantity
+
+__all__ = [
+    "BOLTZMANN",
+    "DEFAULT_OPTIONS",
+    "ELEMENTARY_CHARGE",
+    "NetlistError",
+    "NgspiceError",
+    "group_voltages",
+    "run_ngspice",
+    "to_spice",
+]
+
+#: Boltzmann constant (J/K), exact SI value (CODATA 2018); ngspice 39 uses the same.
+BOLTZMANN = 1.380649e-23
+#: Elementary charge (C), exact SI value (CODATA 2018); ngspice 39 uses the same.
+ELEMENTARY_CHARGE = 1.602176634e-19
+
+#: Solver options written to every netlist unless overridden. ngspice's defaults
+#: (reltol=1e-3, vntol=1e-6 V, abstol=1e-12 A) would limit agreement with the
+#: exact solution to about a microvolt; ``gmin`` (default 1e-12 S, added across
+#: every diode junction) is lowered so that it does not act as an extra leak.
+DEFAULT_OPTIONS = {"reltol": 1e-9, "vntol": 1e-12, "abstol": 1e-15, "gmin": 1e-18}
+
+_SPICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class NetlistError(ValueError):
+    """A circuit (or a request) that cannot be written as a SPICE netlist."""
+
+
+class NgspiceError(RuntimeError):
+    """ngspice is missing, failed, or produced no results."""
+
+
+def _num(value: float) -> str:
+    """A float in SPICE syntax with full double precision (no unit suffixes)."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise NetlistError(f"SPICE values must be finite; got {value!r}.")
+    return repr(value)
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not _SPICE_NAME.match(name):
+        raise NetlistError(
+            f"{what} name {name!r} cannot be a SPICE node name: use a letter followed by "
+            "letters, digits and underscores. Rename it in the Circuit."
+        )
+
+
+def _analysis_line(analysis) -> tuple[str, bool]:
+    """The analysis dot command and whether it is a transient."""
+    if analysis == "op":
+        return ".op", False
+    if isinstance(analysis, tuple) and len(analysis) == 3 and analysis[0] == "tran":
+        tstep = check_quantity("analysis tstep", analysis[1], second, allow_array=False)
+        tstop = check_quantity("analysis tstop", analysis[2], second, allow_array=False)
+        if not 0 < float(tstep) < float(tstop):
+            raise NetlistError(
+                f"A transient needs 0 < tstep < tstop; got tstep={tstep}, tstop={tstop}."
+            )
+        # tstep is also the maximum internal step; "uic": start from the IC= values
+        # (the network's node voltages) instead of a DC operating point.
+        return (f".tran {_num(float(tstep))} {_num(float(tstop))} 0 {_num(float(tstep))} uic",
+                True)
+    raise NetlistError(
+        f"analysis must be 'op' or ('tran', tstep, tstop) with times in seconds; got "
+        f"{analysis!r}."
+    )
+
+
+def _source_values(circuit, net, x, sample: int) -> np.ndarray:
+    """Source voltages (volt) of one sample, in the order of the circuit's inputs."""
+    if x is not None:
+        src = circuit.source_values(x)
+        if not 0 <= sample < src.shape[0]:
+            raise NetlistError(f"sample={sample} is out of range for x with {src.shape[0]} "
+                               "sample(s).")
+        return src[sample]
+    if net is not None:
+        parts = [np.asarray(net.groups[name].variables["v"].get_value()).reshape(net.batch, -1)
+                 [sample] for name in circuit.inputs]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    if circuit.data_inputs:
+        raise NetlistError(
+            f"The circuit has data inputs {circuit.data_inputs}: pass x= (volt) to give "
+            "the source voltages, or pass a built network whose inputs are set."
+        )
+    parts = [np.concatenate([s.value, -s.value]) if s.doubled else s.value
+             for s in circuit.inputs.values()]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
+             title: str = "ephys_eqprop circuit", temperature: Quantity = 300.15 * kelvin,
+             options: dict | None = None, diode: str = "D") -> str:
+    """Write a circuit as a SPICE netlist (one sample), ready for ngspice.
+
+    Parameters
+    ----------
+    net_or_circuit : CircuitNetwork or Circuit
+        A built network (its current parameters from ``get_params()``, its input
+        voltages and, for a transient, its node voltages as initial conditions)
+        or a circuit description (its initial parameters, nodes starting at 0 V).
+    x : Quantity, shape (n_samples, n_in), volt; or dict of such by input name, optional
+        Data input values. Default: the network's current inputs; required for a
+        :class:`Circuit` with data inputs.
+    sample : int
+        Which sample of ``x`` (or batch copy of the network) to write.
+    analysis : "op" or tuple ("tran", tstep, tstop)
+        DC operating point, or a transient from the initial conditions (``uic``)
+        with output step and maximum internal step ``tstep`` up to ``tstop``
+        (both Quantity, second).
+    title : str
+        The netlist's title line (one line).
+    temperature : Quantity, kelvin
+        Circuit temperature, written as ``.options temp=... tnom=...`` (Celsius).
+        Diode emission coefficients are ``N = V_T / (k T / q)`` at this
+        temperature, so the exported diodes have exactly the model's ``V_T``.
+    options : dict, optional
+        SPICE ``.options`` overriding :data:`DEFAULT_OPTIONS`.
+    diode : {"D", "B"}
+        How diodes are written. ``"D"``: SPICE diode elements with a ``.model``
+        (portable). Note that SPICE diode models replace the exponential by a
+        cubic approximation below ``-3 N kT/q`` (reverse bias; ngspice
+        ``dioload.c``), which differs from the Shockley law by up to about 5 %
+        of ``I_s``. ``"B"``: ngspice behavioural current sources with the exact
+        Shockley law ``I = I_s (exp(V/V_T) - 1)``.
+
+    Returns
+    -------
+    str
+        The netlist, ending with ``.end``.
+
+    Raises
+    ------
+    NetlistError
+        For elements with no SPICE equivalent (a branch element other than
+        ``Resistor``, a shunt other than ``Diode`` or ``CurrentSource``), names
+        SPICE cannot take (or that collide, SPICE being case-insensitive), or a
+        malformed request.
+
+    Examples
+    --------
+    >>> import ephys_eqprop as eq
+    >>> from brian2 import volt
+    >>> c = eq.layered(2, [3], 1, rng=0)
+    >>> text = to_spice(c, [[0.5, -0.2]] * volt)
+    """
+    from .models import CurrentSource, Diode, Resistor
+
+    if isinstance(net_or_circuit, Circuit):
+        net, circuit = None, net_or_circuit
+        # a Circuit keeps each connection's values flat, one per (i, j) pair
+        flat = {n: np.asarray(c.values, dtype=float).ravel()
+                for n, c in circuit.connections.items()}
+    elif isinstance(getattr(net_or_circuit, "circuit", None), Circuit):
+        net, circuit = net_or_circuit, net_or_circuit.circuit
+        params = net.get_params()
+        flat = {}
+        for n, c in circuit.connections.items():
+            vals = np.asarray(params[n], dtype=float)
+            flat[n] = vals[c.i, c.j] if c.dense else vals.ravel()
+    else:
+        raise NetlistError(
+            f"to_spice needs a Circuit or a built CircuitNetwork; got "
+            f"{type(net_or_circuit).__name__}."
+        )
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 0:
+        raise NetlistError(f"sample must be a non-negative integer; got {sample!r}.")
+    if net is not None and sample >= net.batch:
+        raise NetlistError(f"sample={sample} is out of range: the network has batch={net.batch}.")
+    if not isinstance(title, str) or "\n" in title or "\r" in title:
+        raise NetlistError(f"title must be a single line of text; got {title!r}.")
+    temperature = check_quantity("temperature", temperature, kelvin, allow_array=False)
+    if float(temperature) <= 0:
+        raise NetlistError(f"temperature must be positive (kelvin); got {temperature}.")
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update(options or {})
+    for key in opts:
+        if not isinstance(key, str) or not _SPICE_NAME.match(key):
+            raise NetlistError(f"options keys must be SPICE option names; got {key!r}.")
+    analysis_line, transient = _analysis_line(analysis)
+    if diode not in ("D", "B"):
+        raise NetlistError(f"diode must be 'D' (diode elements) or 'B' (behavioural sources "
+                           f"with the exact Shockley law); got {diode!r}.")
+
+    # ---- element kinds first: refuse what SPICE cannot express
+    for name, conn in circuit.connections.items():
+        el = conn.element
+        if not (isinstance(el, Resistor) and el.current == Resistor.current):
+            raise NetlistError(
+                f"Connection {name!r} uses {type(el).__name__}, which has no SPICE "
+                "equivalent here; only Resistor synapses can be exported."
+            )
+    for gname, spec in circuit.nodes.items():
+        for k, sh in enumerate(spec.model.shunts):
+            if not isinstance(sh, (Diode, CurrentSource)):
+                raise NetlistError(
+                    f"Node group {gname!r} has shunt {k}, a {type(sh).__name__}, which has no "
+                    "SPICE equivalent here; only Diode and CurrentSource shunts can be exported."
+                )
+
+    # ---- names: SPICE node names are case-insensitive
+    taken: dict[str, str] = {}
+    for gname in list(circuit.inputs) + list(circuit.nodes):
+        _check_name(gname, "Group")
+        low = gname.lower()
+        if low in taken:
+            raise NetlistError(
+                f"Groups {taken[low]!r} and {gname!r} differ only in case; SPICE node names "
+                "are case-insensitive. Rename one of them."
+            )
+        taken[low] = gname
+
+    def node(group: str, k: int) -> str:
+        return f"{group}_{k}"
+
+    used = {node(g, k).lower() for g, s in circuit.inputs.items() for k in range(s.size)}
+    used |= {node(g, k).lower() for g, s in circuit.nodes.items() for k in range(s.n)}
+
+    def fresh(base: str) -> str:
+        name = base
+        while name.lower() in used:
+            name += "_"
+        used.add(name.lower())
+        return name
+
+    kT_q = BOLTZMANN * float(temperature) / ELEMENTARY_CHARGE
+    t_celsius = float(temperature) - 273.15
+    lines = [
+        title,
+        f"* exported by ephys_eqprop.netlist.to_spice; temperature {float(temperature):.2f} K "
+        f"({t_celsius:.2f} C), kT/q = {kT_q!r} V",
+        f".options temp={_num(t_celsius)} tnom={_num(t_celsius)} "
+        + " ".join(f"{k}={_num(v) if not isinstance(v, str) else v}" for k, v in opts.items()),
+    ]
+
+    # ---- inputs: ideal voltage sources
+    src = _source_values(circuit, net, x, int(sample))
+    lines.append("* inputs: ideal voltage sources to ground")
+    off = 0
+    for gname, spec in circuit.inputs.items():
+        kind = "fixed bias" if spec.value is not None else "data"
+        lines.append(f"* input {gname!r} ({kind}{', doubled (x, -x)' if spec.doubled else ''})")
+        for k in range(spec.size):
+            lines.append(f"V_{node(gname, k)} {node(gname, k)} 0 DC {_num(src[off + k])}")
+        off += spec.size
+
+    # ---- nodes: capacitor, leak, shunts
+    state = None
+    if net is not None and transient:
+        state = {g: np.asarray(v).reshape(net.batch, -1)[sample]
+                 for g, v in net.get_state().items()}
+    bias_nodes: dict[float, str] = {}
+    models: dict[tuple, str] = {}
+    bias_lines: list[str] = []
+    for gname, spec in circuit.nodes.items():
+        model = spec.model
+        C, g_leak = float(model.C), float(model.g_leak)
+        lines.append(f"* node group {gname!r}: {spec.n} nodes, C = {C!r} F, "
+                     f"g_leak = {g_leak!r} S")
+        for k in range(spec.n):
+            n = node(gname, k)
+            ic = 0.0 if state is None else float(state[gname][k])
+            lines.append(f"C_{n} {n} 0 {_num(C)}" + (f" IC={_num(ic)}" if transient else ""))
+            if g_leak > 0:
+                lines.append(f"R_leak_{n} {n} 0 {_num(1.0 / g_leak)}")
+            for s, sh in enumerate(model.shunts):
+                if isinstance(sh, CurrentSource):
+                    # SPICE: current flows from n+ through the source to n-, i.e. into n-
+                    lines.append(f"I_{n}_{s} 0 {n} DC {_num(float(sh.values['I']))}")
+                    continue
+                I_s, V_T = float(sh.values["I_s"]), float(sh.values["V_T"])
+                V_b = float(sh.values["V_bias"])
+                if V_b == 0.0:
+                    bnode = "0"
+                elif V_b in bias_nodes:
+                    bnode = bias_nodes[V_b]
+                else:
+                    bnode = bias_nodes[V_b] = fresh(f"vbias{len(bias_nodes)}")
+                    bias_lines.append(f"V_{bnode} {bnode} 0 DC {_num(V_b)}")
+                anode, cathode = (n, bnode) if sh.direction == "to_bias" else (bnode, n)
+                if diode == "B":
+                    # current from anode through the source to cathode
+                    lines.append(f"B_{n}_{s} {anode} {cathode} I={_num(I_s)}*(exp(V({anode},"
+                                 f"{cathode})/{_num(V_T)})-1)")
+                    continue
+                key = (I_s, V_T)
+                if key not in models:
+                    models[key] = f"dmod{len(models)}"
+                lines.append(f"D_{n}_{s} {anode} {cathode} {models[key]}")
+    if bias_lines:
+        lines.append("* diode bias sources")
+        lines += bias_lines
+    if models:
+        lines.append(f"* Shockley diodes: N = V_T / (kT/q), kT/q = {kT_q!r} V")
+        for (I_s, V_T), mname in models.items():
+            lines.append(f".model {mname} D(IS={_num(I_s)} N={_num(V_T / kT_q)})")
+
+    # ---- connections: resistors R = 1/g
+    for name, conn in circuit.connections.items():
+        g = flat[name]
+        live = np.flatnonzero(g != 0)
+        lines.append(f"* connection {name!r}: {live.size} resistors"
+                     + (f", {g.size - live.size} zero conductance(s) omitted (open circuit)"
+                        if live.size < g.size else ""))
+        for s in live:
+            a = node(conn.pre, int(conn.i[s]))
+            b = node(conn.post, int(conn.j[s]))
+            if g[s] < 0:
+                raise NetlistError(f"Connection {name!r} has a negative conductance {g[s]!r} S.")
+            lines.append(f"R_{conn.ident}_{s} {a} {b} {_num(1.0 / g[s])}")
+    lines.append(analysis_line)
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- running ngspice
+def _parse_raw(text: str) -> list[dict]:
+    """Parse an ngspice ASCII raw file into plots ``{"name", "vars", "data"}``."""
+    plots = []
+    lines = text.splitlines()
+    k = 0
+    while k < len(lines):
+        if not lines[k].startswith("Title:"):
+            k += 1
+            continue
+        header = {}
+        while not lines[k].startswith("Variables:"):
+            key, _, val = lines[k].partition(":")
+            header[key.strip()] = val.strip()
+            k += 1
+        if "complex" in header.get("Flags", ""):
+            raise NgspiceError("Complex-valued ngspice output (AC analysis) is not supported.")
+        n_vars, n_pts = int(header["No. Variables"]), int(header["No. Points"])
+        names = [lines[k + 1 + m].split()[1] for m in range(n_vars)]
+        k += 1 + n_vars
+        if not lines[k].startswith("Values:"):
+            raise NgspiceError(f"Unexpected line in the ngspice raw file: {lines[k]!r}.")
+        k += 1
+        tokens = []
+        while len(tokens) < n_pts * (n_vars + 1) and k < len(lines):
+            tokens.extend(lines[k].split())
+            k += 1
+        data = np.array(tokens[: n_pts * (n_vars + 1)], dtype=float).reshape(n_pts, n_vars + 1)
+        plots.append({"name": header.get("Plotname", ""), "vars": names, "data": data[:, 1:]})
+    return plots
+
+
+def _voltages(plot: dict) -> tuple[np.ndarray | None, dict]:
+    times, out = None, {}
+    for m, name in enumerate(plot["vars"]):
+        low = name.lower()
+        if low == "time":
+            times = plot["data"][:, m]
+        elif low.startswith("v(") and low.endswith(")"):
+            out[low[2:-1]] = plot["data"][:, m]
+    return times, out
+
+
+def run_ngspice(netlist: str, *, timeout: float = 120.0):
+    """Run a netlist with ngspice in batch mode and return its node voltages.
+
+    Parameters
+    ----------
+    netlist : str
+        A netlist with one analysis (``.op`` or ``.tran``), e.g. from :func:`to_spice`.
+    timeout : float
+        Seconds before ngspice is stopped.
+
+    Returns
+    -------
+    dict of str to Quantity, volt
+        For a DC operating point: node name (lower case, as ngspice reports it)
+        to its voltage.
+    tuple (times, waveforms)
+        For a transient: ``times`` (Quantity, shape (n_t,), second, the simulator's
+        own time points, not evenly spaced) and a dict of node name to
+        Quantity, shape (n_t,), volt.
+
+    Raises
+    ------
+    NgspiceError
+        If ngspice is not installed, fails, or writes no results.
+    """
+    exe = shutil.which("ngspice")
+    if exe is None:
+        raise NgspiceError(
+            "ngspice is not installed (not found on PATH). Install it, e.g. "
+            "`apt-get install -y ngspice` on Debian/Ubuntu."
+        )
+    with tempfile.TemporaryDirectory(prefix="ephys_eqprop_spice_") as tmp:
+        cir, raw = os.path.join(tmp, "circuit.cir"), os.path.join(tmp, "out.raw")
+        with open(cir, "w") as fh:
+            fh.write(netlist)
+        env = dict(os.environ, SPICE_ASCIIRAWFILE="1")
+        try:
+            proc = subprocess.run([exe, "-b", "-r", raw, cir], cwd=tmp, env=env,
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as ex:
+            raise NgspiceError(f"ngspice did not finish within {timeout} s.") from ex
+        log = (proc.stdout + proc.stderr).strip()
+        errors = [ln for ln in log.splitlines() if ln.lower().lstrip().startswith("error")]
+        if proc.returncode != 0 or errors or not os.path.exists(raw):
+            tail = "\n".join(log.splitlines()[-15:])
+            raise NgspiceError(
+                f"ngspice failed (exit code {proc.returncode}); its output ends with:\n{tail}"
+            )
+        with open(raw) as fh:
+            plots = _parse_raw(fh.read())
+    if len(plots) != 1:
+        raise NgspiceError(
+            f"Expected one analysis in the ngspice output; got {len(plots)} "
+            f"({[p['name'] for p in plots]}). Give the netlist a single .op or .tran."
+        )
+    times, wave = _voltages(plots[0])
+    if times is None:
+        return {n: Quantity(float(v[0]), dim=volt.dim) for n, v in wave.items()}
+    return (Quantity(times, dim=second.dim),
+            {n: Quantity(v, dim=volt.dim) for n, v in wave.items()})
+
+
+def group_voltages(result, name: str, n: int) -> Quantity:
+    """The voltages of node group ``name`` (``n`` nodes) from a :func:`run_ngspice` result.
+
+    Parameters
+    ----------
+    result : dict or tuple
+        What :func:`run_ngspice` returned.
+    name : str
+        Node group (or input) name in the circuit.
+    n : int
+        Number of nodes (sources) in the group.
+
+    Returns
+    -------
+    Quantity, volt
+        Shape ``(n,)`` for an operating point, ``(n_t, n)`` for a transient.
+    """
+    wave = result[1] if isinstance(result, tuple) else result
+    keys = [f"{name}_{k}".lower() for k in range(n)]
+    missing = [k for k in keys if k not in wave]
+    if missing:
+        raise KeyError(f"Nodes {missing[:5]} are not in the ngspice results.")
+    arr = np.stack([np.asarray(wave[k], dtype=float) for k in keys], axis=-1)
+    return Quantity(arr, dim=volt.dim)
