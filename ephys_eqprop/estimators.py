@@ -20,7 +20,7 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, watt
 
 from .circuit import CircuitError
-from .phases import PhaseRequest, PhaseResult, Settle, run_program
+from .phases import PhaseRequest, Settle, run_program
 
 __all__ = ["Estimator", "EP", "SymmetricEP", "FiniteDifference", "ExactSteadyState",
            "GradientInfo"]
