@@ -19,13 +19,22 @@ Honesty rules
   test). XOR has only its four patterns: train and test are the same four.
 * The reported figure is the accuracy **after the last epoch**, not the best epoch. The
   test accuracy is recorded after every epoch only to draw the learning curves.
-* Hyperparameters (``CONFIGS`` below) were chosen on a validation split: 20 % of the
-  *training* set (stratified, seed 1) held out, training on the remaining 80 %; for Iris
-  also by 5-fold cross-validation inside the training set. ``--validation`` reruns that
-  protocol with this script: it trains on the 80 % and reports accuracy on the held-out
-  20 % in place of the test set. The test set was not used to choose anything. The
-  backprop baseline got the same treatment (its Adam step size was chosen on the same
-  validation split); its epochs and batch size equal the circuit's.
+* Hyperparameters (``CONFIGS`` below) were chosen without the test set. Digits: on a
+  validation split, 20 % of the *training* set (stratified, seed 1) held out, training
+  on the remaining 80 % (``--validation``). Iris: by 5-fold cross-validation inside the
+  training set (``--cv 5``; its 21-sample hold-out is too small to rank settings).
+  Both options report held-out accuracy in place of the test accuracy. XOR has no
+  held-out data (its test set *is* its four training patterns), so its settings were
+  chosen on those patterns, checked over seeds 0-4. A first, wider exploration used a
+  numpy Newton solver of the same nudged fixed points (``eq.SteadyState.solve`` with
+  ``beta``), which agrees with the Brian2 EP gradients to ~1e-11 relative, on the
+  same validation splits. The backprop baseline's Adam step size was chosen the same
+  way; its epochs and batch size equal the circuit's.
+* What mattered: diodes with a sharp knee (``I_s = 1 µA``, ``V_T = 25 mV``; the
+  ``DiodeNeuron`` defaults, 1 nA and 50 mV, leave the hidden nodes almost linear at
+  these conductances, and XOR is then not learned), a ``±1 V`` bias pair, and Adam
+  steps of ~1 µS. Accuracy was flat in hidden size (32, 64, 128 on digits; 0, 10, 20
+  on Iris) and in epochs once trained.
 * Symmetric EP with a large nudge (β = 0.2, or 0.5) is used. On these circuits EP
   matches the exact gradient as β → 0 (tests/test_estimators.py); a finite β estimates
   the gradient of a slightly smoothed loss (a regularised variant), reported in the
@@ -123,7 +132,7 @@ class Config:
 CONFIGS = {
     "xor": Config(hidden=(4,), epochs=150, batch=4, lr=1 * uS, bp_lr=3e-2),
     "iris": Config(hidden=(10,), epochs=40, batch=16, lr=1 * uS, bp_lr=1e-2),
-    "digits": Config(hidden=(32,), epochs=15, batch=64, lr=1 * uS, bp_lr=1e-2),
+    "digits": Config(hidden=(64,), epochs=30, batch=64, lr=1 * uS, bp_lr=1e-2),
 }
 
 
