@@ -148,23 +148,10 @@ def load(name: str, *, validation: bool = False, fold: tuple | None = None, quic
     if name != "xor" and fold is not None:
         X, y, Xe, ye = _fold(X, y, fold[0], fold[1], seed=1)
     elif name != "xor" and validation:
-        X, y, Xe, ye = _holdout(X, y, fraction=0.2, seed=1)
+        X, y, Xe, ye = eqdata.stratified_split(X, y, 0.2, 1)
     if quick:
         X, y, Xe, ye = X[:64], y[:64], Xe[:64], ye[:64]
     return X, y, Xe, ye, d.n_classes
-
-
-def _holdout(X, y, *, fraction: float, seed: int):
-    """Stratified hold-out of ``fraction`` of every class (the validation split)."""
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(y), dtype=bool)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        held[idx[: int(round(fraction * len(idx)))]] = True
-    tr, va = np.flatnonzero(~held), np.flatnonzero(held)
-    rng.shuffle(tr)
-    return X[tr], y[tr], X[va], y[va]
 
 
 def _fold(X, y, k: int, n_folds: int, *, seed: int):

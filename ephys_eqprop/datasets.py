@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import Quantity, volt
 
-__all__ = ["Dataset", "xor", "iris", "digits"]
+__all__ = ["Dataset", "xor", "iris", "digits", "stratified_split"]
 
 
 @dataclass
@@ -56,8 +56,14 @@ def _sklearn(name):
     return skd
 
 
-def _split(X, y, test_fraction, seed):
-    """Stratified split: the same fraction of every class goes to the test set."""
+def stratified_split(X, y, test_fraction: float, seed: int):
+    """Stratified split: the same fraction of every class goes to the second part.
+
+    Returns
+    -------
+    tuple
+        ``(X_first, y_first, X_second, y_second)``; the first part is shuffled.
+    """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction}.")
     rng = np.random.default_rng(seed)
@@ -75,7 +81,7 @@ def iris(*, test_fraction: float = 0.3, seed: int = 0, amplitude: Quantity = 1 *
     """Fisher's Iris: 4 features standardised (train statistics) and scaled to ``amplitude``."""
     skd = _sklearn("Iris")
     d = skd.load_iris()
-    Xtr, ytr, Xte, yte = _split(d.data.astype(float), d.target, test_fraction, seed)
+    Xtr, ytr, Xte, yte = stratified_split(d.data.astype(float), d.target, test_fraction, seed)
     mu, sd = Xtr.mean(0), Xtr.std(0)
     scale = float(amplitude) / 2.0
     return Dataset((Xtr - mu) / sd * scale * volt, ytr, (Xte - mu) / sd * scale * volt, yte,
@@ -88,6 +94,7 @@ def digits(*, test_fraction: float = 0.3, seed: int = 0,
     0..``amplitude``."""
     skd = _sklearn("digits")
     d = skd.load_digits()
-    Xtr, ytr, Xte, yte = _split(d.data.astype(float) / 16.0, d.target, test_fraction, seed)
+    Xtr, ytr, Xte, yte = stratified_split(d.data.astype(float) / 16.0, d.target,
+                                          test_fraction, seed)
     a = float(amplitude)
     return Dataset(Xtr * a * volt, ytr, Xte * a * volt, yte, 10, "digits")
