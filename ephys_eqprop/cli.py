@@ -1,4 +1,4 @@
-"""Command line: ``ephys-eqprop demo``."""
+"""Command line: ``ephys-eqprop demo`` and ``ephys-eqprop validate``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,21 @@ def _demo(args) -> int:
     run_demo(args.out, epochs=args.epochs, target=args.target, hidden=args.hidden,
              seed=args.seed, quick=args.quick)
     return 0
+
+
+def _validate(args) -> int:
+    from .validation import registered_cases, run_validation
+
+    if args.list:
+        for c in registered_cases():
+            print(f"{c.name:<24} {c.title}")
+        return 0
+    try:
+        results = run_validation(args.out, quick=args.quick, cases=args.case)
+    except ValueError as ex:
+        print(f"ephys-eqprop validate: error: {ex}", file=sys.stderr)
+        return 2
+    return 1 if any(r.failed for r in results) else 0
 
 
 def main(argv=None) -> int:
@@ -34,6 +49,19 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="two epochs only (for tests)")
     demo.set_defaults(func=_demo)
+    val = sub.add_parser(
+        "validate", help="check the simulator against closed forms and ngspice, and EP "
+                         "against exact gradients; write a report with figures; exit "
+                         "status 1 if any check fails")
+    val.add_argument("--quick", action="store_true",
+                     help="smaller circuits and fewer sweep points (about 15 s)")
+    val.add_argument("--out", default="ephys_eqprop_validation",
+                     help="folder for report.md and the figures (default "
+                          "ephys_eqprop_validation)")
+    val.add_argument("--case", action="append", metavar="NAME",
+                     help="run only this case (repeatable; see --list)")
+    val.add_argument("--list", action="store_true", help="list the cases and exit")
+    val.set_defaults(func=_validate)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
