@@ -1,9 +1,19 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import datasets, learning, losses, models, netlist
+from . import datasets, dynamics, learning, losses, models, netlist
 from .circuit import Circuit, CircuitError, layered
-from .estimators import EP, Estimator, ExactSteadyState, FiniteDifference, GradientInfo, SymmetricEP
+from .dynamics import TimeSeries
+from .estimators import (
+    EP,
+    Adjoint,
+    Estimator,
+    ExactSteadyState,
+    FiniteDifference,
+    GradientInfo,
+    LagrangianEP,
+    SymmetricEP,
+)
 from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
 from .network import CircuitNetwork
 from .phases import Settle, SettleReport, SettleWarning
@@ -13,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam",
+    "Adjoint",
     "Bounds",
     "Circuit",
     "CircuitError",
@@ -23,6 +34,7 @@ __all__ = [
     "FiniteDifference",
     "GradientInfo",
     "History",
+    "LagrangianEP",
     "Momentum",
     "SGD",
     "Settle",
@@ -30,8 +42,10 @@ __all__ = [
     "SettleWarning",
     "SteadyState",
     "SymmetricEP",
+    "TimeSeries",
     "Trainer",
     "datasets",
+    "dynamics",
     "exact_gradient",
     "layered",
     "learning",

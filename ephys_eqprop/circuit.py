@@ -227,8 +227,8 @@ class Circuit:
             "Add it with add_input or add_nodes first."
         )
 
-    def connect(self, pre: str, post: str, element: BranchElement, g=None, *, i=None, j=None,
-                name: str | None = None) -> str:
+    def connect(self, pre: str, post: str, element: BranchElement, g=None, *, values=None,
+                i=None, j=None, name: str | None = None) -> str:
         """Connect two groups with two-terminal elements (synapses).
 
         Parameters
@@ -241,6 +241,9 @@ class Circuit:
             Values of the element's learnable parameter (siemens for a resistor).
             A dense array connects every pair (zero entries included, so that
             they can be learned).
+        values : Quantity, optional
+            The same as ``g``, for elements whose parameter is not a conductance
+            (an inductor's ``L``, henry); give one of ``g`` and ``values``.
         i, j : array_like of int, shape (n_syn,), optional
             Sparse connectivity: pre and post indices of each synapse.
         name : str, optional
@@ -270,10 +273,14 @@ class Circuit:
             raise CircuitError(
                 f"A connection named {name!r} already exists; pass name=... to add another."
             )
+        if g is not None and values is not None:
+            raise CircuitError("Give the element's parameter values as g= or values=, not both.")
+        g = values if g is None else g
         if g is None:
             raise CircuitError(
                 f"connect({pre!r}, {post!r}) needs g=: the initial values of the element's "
-                f"parameter {element.learnable!r}, shape ({n_pre}, {n_post}) or (n_syn,) "
+                f"parameter {element.learnable!r} (g= or values=), shape ({n_pre}, {n_post}) "
+                "or (n_syn,) "
                 "with i and j."
             )
         vals = element.check_values("g", g)
@@ -393,6 +400,8 @@ class Circuit:
                 for k in range(spec.n):
                     union(offsets[name] + k, n)
         for conn in self.connections.values():
+            if not conn.element.dc_path:
+                continue
             vals = np.asarray(values[conn.name] if values and conn.name in values else conn.values)
             vals = vals.ravel() if conn.dense else vals
             live = vals != 0
@@ -416,7 +425,7 @@ class Circuit:
 
     # ------------------------------------------------------------------ build
     def build(self, *, batch: int = 1, target: str = "numpy", dt: Quantity = 0.01 * ms,
-              method: str = "euler"):
+              method: str = "euler", scheme: str = "euler"):
         """Build the circuit as Brian2 objects.
 
         Parameters
@@ -430,6 +439,13 @@ class Circuit:
             Simulation time step.
         method : str
             Brian2 integration method for the node voltages (default ``"euler"``).
+        scheme : {"euler", "symplectic"}
+            How node voltages and branch states (inductor fluxes) advance together.
+            ``"euler"``: every state steps from the values at the start of the step
+            (forward Euler of the whole circuit; the adjoint estimator differentiates
+            exactly this scheme). ``"symplectic"``: branch states step with the node
+            voltages already updated (symplectic Euler: a lossless LC circuit keeps
+            its energy bounded instead of gaining ``(ω dt)²`` per step).
 
         Returns
         -------
@@ -442,13 +458,16 @@ class Circuit:
             raise CircuitError(
                 f"target must be 'numpy' or 'cython' (runtime code generation); got {target!r}."
             )
+        if scheme not in ("euler", "symplectic"):
+            raise CircuitError(f"scheme must be 'euler' or 'symplectic'; got {scheme!r}.")
         dt = check_quantity("dt", dt, second, allow_array=False)
         if float(dt) <= 0:
             raise CircuitError(f"dt must be positive; got {dt}.")
         if not self.nodes:
             raise CircuitError("The circuit has no node groups; add some with add_nodes.")
         self.check_ground()
-        return CircuitNetwork(self, batch=batch, target=target, dt=dt, method=method)
+        return CircuitNetwork(self, batch=batch, target=target, dt=dt, method=method,
+                              scheme=scheme)
 
 
 def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,

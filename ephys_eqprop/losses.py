@@ -9,7 +9,7 @@ injects the current ``i = -β ∂c/∂v`` (amp) into each output node (DESIGN §
 from __future__ import annotations
 
 import numpy as np
-from brian2 import NeuronGroup, Quantity, Synapses, get_dimensions, siemens, uS, volt
+from brian2 import NeuronGroup, Quantity, Synapses, get_dimensions, second, siemens, uS, volt
 from brian2.units.fundamentalunits import have_same_dimensions
 
 from .elements.base import check_quantity
@@ -18,9 +18,63 @@ __all__ = ["Loss", "MSE", "CrossEntropy"]
 
 
 class Loss:
-    """Base class of losses: numpy cost and gradient, Brian2 nudge machinery."""
+    """Base class of losses: numpy cost and gradient, Brian2 nudge machinery.
+
+    For time-varying inputs the loss is ``C = ∫ m(t) c(z(t), y(t)) dt`` (joule),
+    with ``m`` the window set by ``window`` (all of the run by default).
+    """
 
     g_nudge: Quantity
+    #: the window of a time-varying loss: None, ``(t_start, t_end)`` or weights per step
+    window = None
+
+    def _set_window(self, window):
+        if window is None:
+            self.window = None
+            return
+        if isinstance(window, tuple):
+            if len(window) != 2:
+                raise ValueError(f"window must be (t_start, t_end); got {window!r}.")
+            t0 = check_quantity("window[0]", window[0], second, allow_array=False)
+            t1 = check_quantity("window[1]", window[1], second, allow_array=False)
+            if not 0 <= float(t0) < float(t1):
+                raise ValueError(f"window must satisfy 0 <= t_start < t_end; got {window!r}.")
+            self.window = (t0, t1)
+            return
+        arr = np.asarray(window, dtype=float)
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError("window must be None, (t_start, t_end) with units, or a 1-D array "
+                             "of non-negative weights, one per time step of the run; got "
+                             f"{window!r}.")
+        self.window = arr
+
+    def mask(self, n_steps: int, dt: float) -> np.ndarray:
+        """Weights ``m_n`` of the ``n_steps`` time steps (length ``dt`` seconds) of a run.
+
+        Raises
+        ------
+        ValueError
+            If the window does not lie inside the run, or its length differs.
+        """
+        if self.window is None:
+            return np.ones(n_steps)
+        if isinstance(self.window, tuple):
+            t0, t1 = (float(t) for t in self.window)
+            T = n_steps * dt
+            if t1 > T * (1 + 1e-9):
+                raise ValueError(
+                    f"The loss window ({t0:g} s, {t1:g} s) ends after the run, which lasts "
+                    f"{T:g} s ({n_steps} steps of {dt:g} s).")
+            t = np.arange(n_steps) * dt
+            m = ((t >= t0 - 1e-9 * dt) & (t < t1 - 1e-9 * dt)).astype(float)
+            if not m.any():
+                raise ValueError(f"The loss window ({t0:g} s, {t1:g} s) contains no time step "
+                                 f"of length {dt:g} s.")
+            return m
+        if self.window.size != n_steps:
+            raise ValueError(f"The loss window has {self.window.size} weights but the run has "
+                             f"{n_steps} time steps.")
+        return self.window.copy()
 
     # -------------------------------------------------------------- numpy side
     @staticmethod
@@ -63,11 +117,13 @@ class Loss:
             "z : volt",
             f"y : {self._y_unit}",
             "Zs : 1",
+            "m : 1 (shared)",
             "g_n : siemens (shared)",
             "V_s : volt (shared)",
             f"dcdz = {self._dcdz} : amp",
         ]), dt=net.dt, name="readout*")
         R.g_n = self.g_nudge
+        R.m = 1  # loss window weight (time-varying runs write it every step)
         R.V_s = getattr(self, "v_scale", 1 * volt)
         b = np.repeat(np.arange(B), K)
         k = np.tile(np.arange(K), B)
@@ -94,7 +150,7 @@ class Loss:
             objs.append(s_norm)
         # readout -> nudge current into the output nodes
         s_out = Synapses(R, out, "w : 1\nbeta : 1 (shared)\n"
-                                 "I_nudge_post = -beta*w*dcdz_pre : amp (summed)",
+                                 "I_nudge_post = -beta*w*m_pre*dcdz_pre : amp (summed)",
                          dt=net.dt, name="readout_out*")
         if diff:
             s_out.connect(i=np.tile(b * K + k, 2), j=np.concatenate([i_plus, i_minus]))
@@ -129,12 +185,15 @@ class MSE(Loss):
         Nudge conductance: the cost is the power of a conductance ``g_nudge``
         between each output and a source at its target voltage; with strength β
         the nudge current is ``β g_nudge (y_k - z_k)``.
+    window : None, (t_start, t_end) or array, optional
+        For time-varying runs: where the cost is integrated (see :class:`Loss`).
     """
 
     _dcdz = "g_n*(z - y)"
     _y_unit = "volt"
 
-    def __init__(self, g_nudge: Quantity = 1 * uS):
+    def __init__(self, g_nudge: Quantity = 1 * uS, *, window=None):
+        self._set_window(window)
         self.g_nudge = check_quantity("g_nudge", g_nudge, siemens, nonnegative=True,
                                       allow_array=False)
         if float(self.g_nudge) <= 0:
@@ -174,6 +233,8 @@ class CrossEntropy(Loss):
         Scale of the cost as a power.
     v_scale : Quantity, volt
         Voltage ``V_s`` that divides the outputs into logits.
+    window : None, (t_start, t_end) or array, optional
+        For time-varying runs: where the cost is integrated (see :class:`Loss`).
 
     Notes
     -----
@@ -185,7 +246,9 @@ class CrossEntropy(Loss):
     _y_unit = "1"
     _needs_normaliser = True
 
-    def __init__(self, g_nudge: Quantity = 1 * uS, v_scale: Quantity = 0.1 * volt):
+    def __init__(self, g_nudge: Quantity = 1 * uS, v_scale: Quantity = 0.1 * volt, *,
+                 window=None):
+        self._set_window(window)
         self.g_nudge = check_quantity("g_nudge", g_nudge, siemens, nonnegative=True,
                                       allow_array=False)
         self.v_scale = check_quantity("v_scale", v_scale, volt, nonnegative=True,

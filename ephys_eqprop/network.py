@@ -13,6 +13,7 @@ from brian2 import (
     Synapses,
     get_dimensions,
     prefs,
+    second,
     siemens,
     volt,
 )
@@ -64,8 +65,9 @@ class CircuitNetwork:
     """
 
     def __init__(self, circuit: Circuit, *, batch: int, target: str, dt: Quantity,
-                 method: str = "euler"):
+                 method: str = "euler", scheme: str = "euler"):
         self.circuit = circuit
+        self.scheme = scheme
         self.batch = batch
         self.target = target
         self.dt = dt
@@ -81,18 +83,19 @@ class CircuitNetwork:
             if conn.pre in circuit.nodes:
                 self._incident[conn.pre].append((conn, "out"))
         objects = []
-        for name, spec in circuit.inputs.items():
-            grp = NeuronGroup(spec.size * batch, "v : volt", dt=dt, name=f"input_{name}*")
-            self.groups[name] = grp
-            objects.append(grp)
-        for name, spec in circuit.nodes.items():
-            grp = self._make_node_group(name, spec)
-            self.groups[name] = grp
-            objects.append(grp)
-        for conn in circuit.connections.values():
-            syn = self._make_synapses(conn)
-            self.synapses[conn.name] = syn
-            objects.append(syn)
+        with self._target():  # Synapses.connect generates code for the current target
+            for name, spec in circuit.inputs.items():
+                grp = NeuronGroup(spec.size * batch, "v : volt", dt=dt, name=f"input_{name}*")
+                self.groups[name] = grp
+                objects.append(grp)
+            for name, spec in circuit.nodes.items():
+                grp = self._make_node_group(name, spec)
+                self.groups[name] = grp
+                objects.append(grp)
+            for conn in circuit.connections.values():
+                syn = self._make_synapses(conn)
+                self.synapses[conn.name] = syn
+                objects.append(syn)
         self.network = Network(*objects)
         self._update_G_tot()
 
@@ -110,7 +113,8 @@ class CircuitNetwork:
             syn_vars.append(f"I{conn.ident}_{side}")
         eqs = [
             "dv/dt = I_tot/C_eff : volt",
-            "C_eff = relax*G_relax*tau_relax + (1 - relax)*C : farad",
+            "C_eff = relax*G_relax*tau_relax + (1 - relax)*C_v : farad",
+            f"C_v = {model.capacitance_expr()} : farad",
             "G_relax = G_tot + " + " + ".join(conductances[1:] or ["0*siemens"]) + " : siemens",
             "I_tot = " + " + ".join(currents + syn_vars + ["I_nudge", "I_ext"]) + " : amp",
             "C : farad",
@@ -123,13 +127,21 @@ class CircuitNetwork:
         ]
         eqs += [f"{v} : amp" for v in syn_vars]
         eqs += [f"{pname} : {_unit_str(val)}" for pname, val in params]
+        eqs += [f"q_{pname} : {_unit_str(val)} (shared, constant)"
+                for pname, val in model.charge_params.items()]
         grp = NeuronGroup(spec.n * self.batch, "\n".join(eqs), method=self.method, dt=self.dt,
                           name=f"nodes_{name}*")
         grp.C = model.C
         grp.g_leak = model.g_leak
         for pname, val in params:
             setattr(grp, pname, val)
+        for pname, val in model.charge_params.items():
+            setattr(grp, "q_" + pname, val)
         grp.tau_relax = self.dt / 0.9
+        if self.scheme == "euler":
+            # every node and branch state steps from the values at the start of the
+            # step: branch states (groups slot) before node voltages (after_groups)
+            grp.state_updater.when = "after_groups"
         return grp
 
     def _batch_indices(self, conn):
@@ -143,20 +155,34 @@ class CircuitNetwork:
     def _make_synapses(self, conn):
         el = conn.element
         p = el.learnable
-        cur = el.current
+        cur = el.param_expr(el.current)
         eqs = [
             f"{p} : {_unit_str(conn.values)}",
             f"I{conn.ident}_in_post = {cur} : amp (summed)",
-            f"dE_d{p} = {el.local} : {_unit_str(1 * el.local_unit)}",
         ]
-        if conn.pre in self.circuit.nodes:
+        if el.local is not None:
+            eqs.append(f"dE_d{p} = {el.param_expr(el.local)} : {_unit_str(1 * el.local_unit)}")
+            # time integral of the local quantity, accumulated during time-varying runs
+            eqs.append(f"int_dE_d{p} : {_unit_str(1 * el.local_unit * second)}")
+        if conn.pre in self.circuit.nodes and not el.directed:
             eqs.append(f"I{conn.ident}_out_pre = -({cur}) : amp (summed)")
+        for st in el.states:
+            eqs.append(f"d{st.name}/dt = {el.param_expr(st.rhs)} : {_unit_str(1 * st.unit)} "
+                       "(clock-driven)")
+        for par in el.parameters:
+            eqs.append(f"p_{par.name} : {_unit_str(el.values[par.name])} (shared, constant)")
         pre, post = self.groups[conn.pre], self.groups[conn.post]
-        syn = Synapses(pre, post, "\n".join(eqs), dt=self.dt, name=f"syn_{conn.ident}*")
+        syn = Synapses(pre, post, "\n".join(eqs), dt=self.dt, method=self.method,
+                       name=f"syn_{conn.ident}*")
         i, j = self._batch_indices(conn)
         syn.connect(i=i, j=j)
         self._syn_index[conn.name] = (i, j)
         syn.variables[p].set_value(np.tile(np.asarray(conn.values, dtype=float), self.batch))
+        for par in el.parameters:
+            setattr(syn, "p_" + par.name, el.values[par.name])
+        if el.states and self.scheme == "symplectic":
+            # branch states step with the node voltages already updated
+            syn.state_updater.when = "after_groups"
         return syn
 
     # ------------------------------------------------------------------ parameters
@@ -294,14 +320,18 @@ class CircuitNetwork:
         finally:
             prefs.codegen.target = old
 
-    def run(self, duration: Quantity) -> None:
-        """Run the Brian2 network for ``duration`` with this network's code target."""
+    def run(self, duration: Quantity, namespace: dict | None = None) -> None:
+        """Run the Brian2 network for ``duration`` with this network's code target.
+
+        ``namespace`` holds external names (e.g. ``TimedArray`` objects) that
+        objects added for this run refer to.
+        """
         # Brian2 calls gc.collect() at the start of every run; freezing the objects
         # that already exist keeps that scan short for the many short runs of training.
         gc.freeze()
         try:
             with self._target():
-                self.network.run(duration, namespace={})
+                self.network.run(duration, namespace=dict(namespace or {}))
         finally:
             gc.unfreeze()
 

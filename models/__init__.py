@@ -2,8 +2,11 @@
 :mod:`ephys_eqprop.elements`, with units and defaults."""
 
 from .diode import Diode
-from .nodes import CapacitorNode, DiodeNeuron
+from .directed import DirectedSynapse
+from .inductor import Inductor, NonlinearInductor
+from .nodes import CapacitorNode, DiodeNeuron, NonlinearCapacitorNode
 from .resistor import Resistor
 from .sources import CurrentSource
 
-__all__ = ["CapacitorNode", "CurrentSource", "Diode", "DiodeNeuron", "Resistor"]
+__all__ = ["CapacitorNode", "CurrentSource", "Diode", "DiodeNeuron", "DirectedSynapse",
+           "Inductor", "NonlinearCapacitorNode", "NonlinearInductor", "Resistor"]

@@ -141,4 +141,5 @@ def test_current_source_shifts_the_node():
 
 def test_models_all_is_the_catalogue():
     assert sorted(models.__all__) == ["CapacitorNode", "CurrentSource", "Diode", "DiodeNeuron",
-                                      "Resistor"]
+                                      "DirectedSynapse", "Inductor", "NonlinearCapacitorNode",
+                                      "NonlinearInductor", "Resistor"]

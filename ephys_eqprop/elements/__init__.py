@@ -1,5 +1,6 @@
 """Element kinds: node model, shunt element, branch element."""
 
-from .base import BranchElement, NodeModel, Parameter, ShuntElement, check_quantity
+from .base import BranchElement, NodeModel, Parameter, ShuntElement, State, check_quantity
 
-__all__ = ["BranchElement", "NodeModel", "Parameter", "ShuntElement", "check_quantity"]
+__all__ = ["BranchElement", "NodeModel", "Parameter", "ShuntElement", "State",
+           "check_quantity"]

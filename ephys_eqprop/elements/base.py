@@ -27,7 +27,8 @@ from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, Unit
 from brian2.utils.stringtools import word_substitute
 
-__all__ = ["Parameter", "ShuntElement", "BranchElement", "NodeModel", "check_quantity"]
+__all__ = ["Parameter", "State", "ShuntElement", "BranchElement", "NodeModel", "check_quantity",
+           "differentiate"]
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -97,6 +98,73 @@ class Parameter:
     name: str
     unit: object
     default: Quantity
+
+
+@dataclass(frozen=True)
+class State:
+    """A state variable of a branch element, integrated along the branch.
+
+    Parameters
+    ----------
+    name : str
+        Name used in the element's expressions (e.g. ``phi``).
+    unit : Unit
+        Brian2 unit of the state (e.g. ``weber`` for an inductor's flux).
+    rhs : str
+        Its time derivative, a Brian2 expression in ``v_pre``, ``v_post``, the
+        element's states and parameters (e.g. ``v_pre - v_post`` for a flux).
+    """
+
+    name: str
+    unit: object
+    rhs: str
+
+
+def differentiate(expr: str, var: str, what: str = "expression") -> str:
+    """∂expr/∂var as a Brian2 expression string, derived with sympy.
+
+    Raises
+    ------
+    ValueError
+        If the expression cannot be parsed or differentiated (the message names
+        ``what``).
+    """
+    try:
+        sym = str_to_sympy(expr)
+        target = [s for s in sym.free_symbols if s.name == var]
+        if not target:
+            return "0"
+        deriv = sympy.diff(sym, target[0])
+        if deriv.has(sympy.Derivative) or deriv.has(sympy.Subs):
+            raise ValueError(f"sympy left an unevaluated derivative: {deriv}")
+        deriv = sympy.simplify(deriv)
+    except Exception as ex:  # sympy raises many kinds of errors
+        raise ValueError(
+            f"Cannot differentiate the {what} {expr!r} with respect to {var!r} with sympy: "
+            f"{ex}. Write it with functions sympy knows (exp, log, tanh, sqrt, ...)."
+        ) from ex
+    return "0" if deriv == 0 else sympy_to_str(deriv)
+
+
+def expression_dimensions(expr: str, values: dict, what: str):
+    """Physical dimensions of a Brian2 expression given example values of its names.
+
+    Raises
+    ------
+    ValueError
+        If the expression cannot be parsed or its units are inconsistent.
+    """
+    from brian2.core.functions import DEFAULT_FUNCTIONS
+    from brian2.core.variables import Constant
+    from brian2.parsing.expressions import parse_expression_dimensions
+
+    variables = dict(DEFAULT_FUNCTIONS)
+    for n, val in values.items():
+        variables[n] = Constant(n, float(np.asarray(val)), dimensions=get_dimensions(val))
+    try:
+        return parse_expression_dimensions(expr, variables)
+    except Exception as ex:
+        raise ValueError(f"{what}: cannot check its units: {ex}") from ex
 
 
 class _ExpressionElement:
@@ -199,13 +267,30 @@ class BranchElement(_ExpressionElement):
     learnable: str = "g"
     learnable_unit: object = None
     current: str = "0*amp"
-    local: str = "0*volt**2"
+    #: local quantity ∂E/∂θ (``None``: the element has no energy term for θ)
+    local: str | None = "0*volt**2"
     #: unit of the local quantity ∂E/∂θ
     local_unit: object = None
     #: whether the element has an energy term (equilibrium propagation applies)
     reciprocal: bool = True
     #: whether the learnable parameter is kept non-negative
     nonnegative: bool = True
+    #: state variables integrated along the branch (e.g. an inductor's flux)
+    states: tuple = ()
+    #: directed elements inject their current into ``post`` only (no current leaves
+    #: ``pre``): a voltage-controlled current source
+    directed: bool = False
+    #: whether the element conducts at DC (gives its nodes a path to ground)
+    dc_path: bool = True
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the element has states of its own (needs time-varying runs)."""
+        return bool(self.states)
+
+    def param_expr(self, expr: str, prefix: str = "p_") -> str:
+        """``expr`` with the fixed parameters renamed to ``prefix + name``."""
+        return self._rename(expr, {p.name: prefix + p.name for p in self.parameters})
 
     def local_numpy(self, v_pre: np.ndarray, v_post: np.ndarray, theta: np.ndarray):
         """Evaluate :attr:`local` with numpy (SI floats) from terminal voltages."""
@@ -234,17 +319,26 @@ class NodeModel:
     ----------
     C : Quantity, farad
         Node capacitance (the dynamics of time-varying circuits; irrelevant to
-        the fixed point of a static circuit).
+        the fixed point of a static circuit). For a nonlinear capacitor, the
+        small-signal capacitance at ``v = 0``.
     g_leak : Quantity, siemens
         Leak conductance to ground. Every node needs a path to ground, through the
         leak or through its connections.
     shunts : tuple of ShuntElement
         Further elements between the node and ground or a bias source.
+    charge : str, optional
+        A nonlinear capacitor: its charge ``q = Q(v)`` as a Brian2 expression in
+        ``v`` and the names of ``charge_params`` (coulomb). The node integrates
+        ``dv/dt = I / Q'(v)`` with ``Q'`` derived by sympy; ``Q'`` must stay positive.
+    charge_params : dict of str to Quantity
+        Parameters of ``charge``.
     """
 
     C: Quantity
     g_leak: Quantity
     shunts: tuple = field(default_factory=tuple)
+    charge: str | None = None
+    charge_params: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from brian2 import farad, siemens
@@ -258,6 +352,71 @@ class NodeModel:
         for k, s in enumerate(self.shunts):
             if not isinstance(s, ShuntElement):
                 raise TypeError(f"shunts[{k}] must be a ShuntElement; got {type(s).__name__}.")
+        if self.charge is not None:
+            self._check_charge()
+
+    def _check_charge(self):
+        if not isinstance(self.charge, str):
+            raise TypeError(f"charge must be a Brian2 expression string in v; got "
+                            f"{type(self.charge).__name__}.")
+        for name, val in self.charge_params.items():
+            if not (isinstance(name, str) and _NAME_RE.match(name)) or name == "v":
+                raise ValueError(f"charge_params has an invalid name {name!r}.")
+            if not isinstance(val, Quantity) and not np.isscalar(val):
+                raise TypeError(f"charge_params[{name!r}] must be a scalar Quantity.")
+        try:
+            sym = str_to_sympy(self.charge)
+        except Exception as ex:
+            raise ValueError(f"Cannot parse charge={self.charge!r}: {ex}") from ex
+        names = {s.name for s in sym.free_symbols}
+        if "v" not in names:
+            raise ValueError(f"charge={self.charge!r} must depend on the node voltage v.")
+        unknown = names - {"v"} - set(self.charge_params)
+        if unknown:
+            raise ValueError(f"charge={self.charge!r} uses {sorted(unknown)}, which are not in "
+                             f"charge_params {sorted(self.charge_params)}.")
+        differentiate(self.charge, "v", "charge")
+        fq, fc = self.charge_numeric()
+        from brian2 import coulomb, volt
+
+        dims = expression_dimensions(self.charge, {"v": 1 * volt, **self.charge_params},
+                                     f"charge={self.charge!r}")
+        if dims is not get_dimensions(coulomb):
+            raise TypeError(f"charge={self.charge!r} must be a charge (coulomb); it has "
+                            f"dimensions {dims}.")
+        c0 = float(fc(0.0))
+        if not np.isfinite(c0) or c0 <= 0:
+            raise ValueError(f"dQ/dv of charge={self.charge!r} at v = 0 is {c0}; a "
+                             "capacitor needs a positive capacitance.")
+
+    @property
+    def nonlinear(self) -> bool:
+        """Whether the capacitor is nonlinear (``charge`` given)."""
+        return self.charge is not None
+
+    def _prefixed(self, expr: str) -> str:
+        return word_substitute(expr, {n: "q_" + n for n in self.charge_params})
+
+    def capacitance_expr(self) -> str:
+        """Small-signal capacitance ``Q'(v)`` (farad), parameters prefixed ``q_``."""
+        if self.charge is None:
+            return "C"
+        return self._prefixed(differentiate(self.charge, "v", "charge"))
+
+    def charge_numeric(self):
+        """Numpy functions ``(Q(v), Q'(v))`` in SI units (linear: ``C v`` and ``C``)."""
+        if self.charge is None:
+            C = float(self.C)
+            return (lambda v: C * np.asarray(v, float)), (lambda v: np.full(np.shape(v), C))
+        vs = sympy.Symbol("v", real=True)
+        sym = str_to_sympy(self.charge)
+        subs = {s: (vs if s.name == "v" else float(np.asarray(self.charge_params[s.name])))
+                for s in sym.free_symbols}
+        expr = sym.subs(subs)
+        fq = sympy.lambdify(vs, expr, "numpy")
+        fc = sympy.lambdify(vs, sympy.diff(expr, vs), "numpy")
+        return (lambda v: np.broadcast_to(fq(v), np.shape(v)).astype(float),
+                lambda v: np.broadcast_to(fc(v), np.shape(v)).astype(float))
 
     def shunt_prefixes(self):
         """Yield ``(prefix, shunt)`` with a unique parameter prefix per shunt."""
