@@ -97,15 +97,19 @@ class TimeSeries:
                 f"n_channels={self.n_channels}, dt={self.dt!r})")
 
 
-def operation(group, code: str, *, when: str = "start", name: str = "operation*"):
+def operation(group, code: str, *, when: str = "start", order: int = -1,
+              name: str = "operation*"):
     """A Brian2 code runner on ``group`` for one run, not kept by the group.
 
     Unlike ``group.run_regularly``, the runner is not added to the group's
-    contained objects: removing it from the network removes it for good.
+    contained objects: removing it from the network removes it for good. The
+    default slot (``start``, order -1) writes the waveforms of step ``n`` before
+    monitors and accumulators (order 0) read the state.
     """
     from brian2.groups.group import CodeRunner
 
-    return CodeRunner(group, "stateupdate", code=code, when=when, name=name, clock=group.clock)
+    return CodeRunner(group, "stateupdate", code=code, when=when, order=order, name=name,
+                      clock=group.clock)
 
 
 def _steps_per_sample(series: TimeSeries, dt: float, what: str) -> int:
@@ -338,7 +342,7 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
             syn = net.synapses[name]
             syn.variables[f"int_dE_d{el.learnable}"].get_value()[:] = 0.0
             added.append(operation(syn, f"int_dE_d{el.learnable} += dt*dE_d{el.learnable}",
-                                           when="start", name="accumulate*"))
+                                   order=0, name="accumulate*"))
     net.network.add(*added)
     try:
         net.run(N * dt * second, namespace=ns)
