@@ -275,6 +275,7 @@ class Circuit:
             )
         if g is not None and values is not None:
             raise CircuitError("Give the element's parameter values as g= or values=, not both.")
+        argname = "g" if values is None else "values"
         g = values if g is None else g
         if g is None:
             raise CircuitError(
@@ -283,7 +284,7 @@ class Circuit:
                 "or (n_syn,) "
                 "with i and j."
             )
-        vals = element.check_values("g", g)
+        vals = element.check_values(argname, g)
         if i is None and j is None:
             if np.shape(vals) != (n_pre, n_post):
                 raise CircuitError(

@@ -85,6 +85,9 @@ class TimeSeries:
         """``n_steps * dt``."""
         return self.n_steps * self.dt
 
+    def __len__(self) -> int:
+        return self.n_samples
+
     def __getitem__(self, idx) -> TimeSeries:
         """Select samples (first axis), keeping the time grid."""
         vals = self.values[idx]

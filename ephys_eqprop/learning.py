@@ -285,9 +285,24 @@ class Trainer:
         return run_program(net, program())
 
     def evaluate(self, X, Y) -> dict:
-        """Mean loss (watt) and accuracy on a data set (free phases only)."""
+        """Mean loss and accuracy on a data set (free phases only).
+
+        Static data: loss in watt and classification accuracy. Waveforms
+        (:class:`~ephys_eqprop.TimeSeries`): the integrated loss in joule (mean
+        over samples), accuracy NaN.
+        """
         if self.net.loss is not self.loss:
             self.net.attach_loss(self.loss)
+        if self._dynamic(X):
+            from .dynamics import loss_terms, prepare, simulate
+
+            total, B = 0.0, self.net.batch
+            for s in range(0, len(X), B):
+                sl = slice(s, min(s + B, len(X)))
+                prob = prepare(self.net, X[sl], Y[sl], self.loss)
+                traj = simulate(self.net, prob, loss=self.loss)
+                total += loss_terms(self.net, prob, self.loss, traj.v_out)[0] * (sl.stop - s)
+            return {"loss": total / len(X), "accuracy": float("nan")}
         z = self.predict(X)
         y = self.loss.prepare_targets(Y, self.net.circuit.n_outputs)
         return {"loss": float(np.mean(self.loss.cost(z, y))), "accuracy": accuracy(z, y)}
@@ -365,14 +380,42 @@ class Trainer:
             self._pos += k
             self._bar(self._pos, n, self._run_loss / self._run_n, t0)
 
+    @staticmethod
+    def _dynamic(X) -> bool:
+        from .dynamics import TimeSeries
+
+        return isinstance(X, TimeSeries)
+
+    def _dynamic_epoch(self, X, Y, B, n, t0):
+        """The rest of an epoch of waveform data: one estimator call per mini-batch.
+
+        Estimators that estimate a subset of the parameters (``LagrangianEP(params=)``)
+        update only that subset.
+        """
+        est, net, loss = self.estimator, self.net, self.loss
+        while self._pos < n:
+            idx = self._perm[self._pos:self._pos + B]
+            grads = est.gradient(net, X[idx], Y[idx], loss)
+            k = len(idx)
+            self._run_loss += est.info.loss * k
+            self._run_acc += float("nan")
+            self._run_n += k
+            params = net.get_params()
+            net.set_params(self.optimizer.step({n_: params[n_] for n_ in grads}, grads))
+            self._pos += k
+            self._bar(self._pos, n, self._run_loss / self._run_n, t0)
+
     def fit(self, X, Y, *, epochs: int, batch_size: int | None = None, validation=None,
             shuffle: bool = True, resume: bool = False) -> History:
         """Train for ``epochs`` epochs (in total, counting resumed ones).
 
         Parameters
         ----------
-        X : Quantity, shape (n_samples, n_in), volt
-        Y : targets as the loss expects (volt for MSE, labels for cross-entropy)
+        X : Quantity, shape (n_samples, n_in), volt; or TimeSeries
+            Static inputs, or input waveforms for time-varying estimators
+            (``Adjoint``, ``LagrangianEP``, ``FiniteDifference``).
+        Y : targets as the loss expects (volt for MSE, labels for cross-entropy),
+            a TimeSeries for waveform inputs
         epochs : int
         batch_size : int, optional
             At most ``net.batch`` (default ``net.batch``).
@@ -405,7 +448,10 @@ class Trainer:
                     self._perm = self.rng.permutation(n) if shuffle else np.arange(n)
                     self._pos = 0
                     self._run_loss, self._run_acc, self._run_n = 0.0, 0.0, 0
-                run_program(self.net, self._epoch_program(X, Y, B, n, t0))
+                if self._dynamic(X):
+                    self._dynamic_epoch(X, Y, B, n, t0)
+                else:
+                    run_program(self.net, self._epoch_program(X, Y, B, n, t0))
                 self.epoch += 1
                 self._pos = 0
                 h = self.history
@@ -422,11 +468,15 @@ class Trainer:
                 if self.progress:
                     if sys.stderr.isatty():
                         sys.stderr.write("\r" + " " * 70 + "\r")
-                    val = (f", val loss {h.val_loss[-1]:.3e} W, val acc {h.val_accuracy[-1]:.3f}"
-                           if validation is not None else "")
-                    print(f"epoch {self.epoch}/{epochs}: train loss {h.train_loss[-1]:.3e} W, "
-                          f"train acc {h.train_accuracy[-1]:.3f}{val} "
-                          f"({h.seconds[-1]:.1f} s)", flush=True)
+                    u = "J" if self._dynamic(X) else "W"
+                    acc = "" if self._dynamic(X) else f", train acc {h.train_accuracy[-1]:.3f}"
+                    val = ""
+                    if validation is not None:
+                        val = f", val loss {h.val_loss[-1]:.3e} {u}"
+                        if not self._dynamic(X):
+                            val += f", val acc {h.val_accuracy[-1]:.3f}"
+                    print(f"epoch {self.epoch}/{epochs}: train loss {h.train_loss[-1]:.3e} {u}"
+                          f"{acc}{val} ({h.seconds[-1]:.1f} s)", flush=True)
         except KeyboardInterrupt:
             if self.checkpoint is not None:
                 self.save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from brian2 import amp, nF, ohm, second, uS, volt
-from brian2.units.allunits import henry
+from brian2.units.allunits import henry, weber
 
 import ephys_eqprop as eq
 
@@ -17,7 +17,8 @@ def random_circuit(kind: str, seed: int = 0, n_in: int = 2, n_hidden: int = 4, n
     """A random circuit of the given kind.
 
     kinds: ``"rc"`` (resistors), ``"rlc"`` (resistors and series-RL inductor
-    branches), ``"nonlinear"`` (diode neurons with nonlinear capacitors),
+    branches), ``"nonlinear"`` (diode neurons with nonlinear capacitors, and
+    nonlinear inductor branches),
     ``"directed"`` (directed synapses from the hidden to the output nodes).
     """
     rng = np.random.default_rng(seed)
@@ -44,11 +45,15 @@ def random_circuit(kind: str, seed: int = 0, n_in: int = 2, n_hidden: int = 4, n
                   g=rng.uniform(-2, 2, (n_hidden, n_out)) * uS)
     else:
         c.connect("h", "y", eq.models.Resistor(), g=rng.uniform(0.5, 2, (n_hidden, n_out)) * uS)
-    if kind == "rlc":
+    if kind in ("rlc", "nonlinear"):
         # resonance near 1/tau with the node capacitance: L = tau² / C
         L = TAU ** 2 / float(C_NODE)
-        c.connect("h", "y", eq.models.Inductor(R=0.2 * L / TAU * ohm),
-                  values=rng.uniform(0.5, 2, (n_hidden, n_out)) * L * henry, name="h~y")
+        R = 0.2 * L / TAU * ohm
+        # nonlinear: a core that hardens at fluxes of 0.1 V over 1 ms
+        ind = (eq.models.Inductor(R=R) if kind == "rlc"
+               else eq.models.NonlinearInductor(R=R, Phi_s=1e-4 * weber))
+        c.connect("h", "y", ind, values=rng.uniform(0.5, 2, (n_hidden, n_out)) * L * henry,
+                  name="h~y")
     c.set_output("y")
     return c
 

@@ -200,8 +200,8 @@ def test_differential_output_needs_even_size():
 # ---------------------------------------------------------------- units
 def test_g_without_units():
     c = small()
-    with pytest.raises(TypeError,
-                       match=r"(?s)^g must have units.*g=1\*S.*dimensionless.*brian2 import S"):
+    with pytest.raises(TypeError, match=r"(?s)^g must have units.*g=1\*siemens.*"
+                                        r"dimensionless.*brian2 import siemens"):
         c.connect("x", "y", R(), g=np.ones((2, 2)))
 
 

@@ -33,6 +33,18 @@ __all__ = ["Parameter", "State", "ShuntElement", "BranchElement", "NodeModel", "
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
+def _unit_name(unit) -> str:
+    """The importable name of a Brian2 unit (``henry`` rather than its symbol ``H``)."""
+    if not isinstance(unit, Unit):
+        return "1"
+    from brian2.units import allunits
+
+    for name in (getattr(unit, "name", None), str(unit)):
+        if name and isinstance(getattr(allunits, name, None), Unit):
+            return name
+    return str(unit)
+
+
 def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_array: bool = True):
     """Check that ``value`` carries the dimensions of ``unit``; return it as a Quantity.
 
@@ -62,12 +74,15 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
     expected = DIMENSIONLESS if plain else get_dimensions(unit)
     if not have_same_dimensions(value, unit if not isinstance(unit, int) else 1):
         got = get_dimensions(value)
-        unit_name = str(unit) if isinstance(unit, Unit) else "1"
+        unit_name = _unit_name(unit)
+        import brian2
+
+        module = "brian2" if hasattr(brian2, unit_name) else "brian2.units.allunits"
         raise TypeError(
             f"{name} must have units of {expected or 'dimensionless'} (e.g. "
             f"{name}=1*{unit_name}); got {value!r} with dimensions "
             f"{got if got is not DIMENSIONLESS else 'dimensionless (no unit)'}. "
-            f"Multiply by a Brian2 unit, e.g. `from brian2 import {unit_name}`."
+            f"Multiply by a Brian2 unit, e.g. `from {module} import {unit_name}`."
         )
     q = Quantity(value, dim=expected, copy=True) if not isinstance(value, Quantity) else value
     if not allow_array and np.ndim(q) != 0:
