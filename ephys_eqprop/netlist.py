@@ -18,10 +18,33 @@ leak ``g_leak`` of a node model        ``R`` to ground, ``R = 1/g_leak``
 ``Diode`` shunt (Shockley)             ``D`` to a bias node held by a ``V`` source;
                                        ``.model D(IS=I_s N=V_T/(kT/q))``
 ``CurrentSource`` shunt ``I``          ``I`` from ground into the node
+nonlinear capacitor ``q = Q(v)``       charge-defined capacitor (see below)
+``Inductor`` ``L`` with series ``R``   ``L`` (``IC=`` its current ``φ/L``) to an
+                                       internal node, then ``R`` (omitted if 0)
+``DirectedSynapse`` ``G s(v_pre)``     ``B`` current source from ground into
+                                       ``post``, ``I = G s(V(pre))``
 =====================================  ==============================================
 
-A zero conductance is an open circuit: its element is omitted (and counted in a
-comment). Elements without a SPICE equivalent raise :class:`NetlistError`.
+A zero conductance (or transconductance) is an open circuit: its element is
+omitted (and counted in a comment). Elements without a SPICE equivalent raise
+:class:`NetlistError`: a ``NonlinearInductor`` (its law gives the current from the
+flux, i = h(φ); SPICE inductors need the flux from the current), branch and shunt
+elements other than those above, and expressions using functions SPICE lacks.
+
+Nonlinear capacitors
+--------------------
+A node with ``q = Q(v)`` is written in charge form, the way ngspice expands its own
+``C ... Q='expr'`` capacitors, but with an initial condition (ngspice ignores ``IC=``
+and ``.ic`` on its ``Q=`` capacitors): a ``B`` source drives the current
+``Q(V(n))/C_ref`` through a 1 H inductor from an internal node ``n_q`` to ground, so
+that ``V(n_q) = d(Q/C_ref)/dt``, and a ``G`` source draws ``C_ref V(n_q) = dQ/dt``
+from the node. ``C_ref`` is the node's small-signal capacitance at 0 V (it only
+scales the internal quantities to order one); the inductor's ``IC=`` is
+``Q(v0)/C_ref`` and a ``.ic V(n)=v0`` line sets the node, so that ngspice starts
+consistently from the network's state. At DC the inductor is a short and the
+capacitor draws no current. Behavioural expressions are written with ngspice's
+functions; integer powers are expanded into products (ngspice's ``**``, ``^`` and
+``pow`` take the absolute value of a negative base).
 """
 
 from __future__ import annotations
@@ -34,6 +57,7 @@ import subprocess
 import tempfile
 
 import numpy as np
+import sympy
 from brian2 import Quantity, kelvin, second, volt
 
 from .circuit import Circuit
@@ -47,6 +71,7 @@ __all__ = [
     "NgspiceError",
     "group_voltages",
     "run_ngspice",
+    "spice_expression",
     "to_spice",
 ]
 
@@ -86,6 +111,112 @@ def _check_name(name: str, what: str) -> None:
             f"{what} name {name!r} cannot be a SPICE node name: use a letter followed by "
             "letters, digits and underscores. Rename it in the Circuit."
         )
+
+
+#: Brian2/sympy function names and their ngspice equivalents in behavioural expressions.
+_SPICE_FUNCTIONS = {
+    "exp": "exp", "log": "ln", "sqrt": "sqrt", "Abs": "abs", "abs": "abs", "sign": "sgn",
+    "sin": "sin", "cos": "cos", "tan": "tan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "asin": "asin", "acos": "acos", "atan": "atan", "asinh": "asinh", "acosh": "acosh",
+    "atanh": "atanh", "floor": "floor", "ceiling": "ceil", "ceil": "ceil",
+}
+
+
+def spice_expression(expr: str, names: dict, what: str) -> str:
+    """A Brian2 expression as an ngspice behavioural (``B`` source) expression.
+
+    Parameters
+    ----------
+    expr : str
+        The Brian2 expression (SI units: Brian2 unit names such as ``volt`` or ``mV``
+        become their SI values).
+    names : dict of str to str or float
+        Replacement of each name: SPICE text (e.g. ``"V(h_0)"``) or a number (SI).
+    what : str
+        What the expression belongs to, for error messages.
+
+    Returns
+    -------
+    str
+        The expression, without spaces; integer powers expanded into products.
+
+    Raises
+    ------
+    NetlistError
+        If the expression uses a name that is neither in ``names`` nor a Brian2 unit,
+        or a function ngspice does not have.
+    """
+    from brian2.core.namespace import DEFAULT_UNITS
+    from brian2.parsing.sympytools import str_to_sympy
+
+    try:
+        sym = str_to_sympy(expr)
+    except Exception as ex:
+        raise NetlistError(f"{what}: cannot parse {expr!r}: {ex}") from ex
+    # numbers (parameters, units) in first, so that sympy folds the constants
+    numeric = {}
+    for s in sym.free_symbols:
+        val = names.get(s.name, DEFAULT_UNITS.get(s.name) if s.name not in names else None)
+        if val is not None and not isinstance(val, str):
+            numeric[s] = sympy.Float(float(val))
+    sym = sym.subs(numeric)
+
+    def name_text(name):
+        if name in names:
+            val = names[name]
+        elif name in DEFAULT_UNITS:
+            val = float(DEFAULT_UNITS[name])
+        else:
+            raise NetlistError(f"{what}: the expression {expr!r} uses {name!r}, which is "
+                               "neither a parameter of the element nor a Brian2 unit.")
+        if isinstance(val, str):
+            return val
+        text = _num(val)
+        return f"({text})" if val < 0 else text
+
+    def out(e) -> str:
+        if e.is_Symbol:
+            return name_text(e.name)
+        if e.is_Number or e.is_NumberSymbol:
+            val = float(e)
+            return f"({_num(val)})" if val < 0 else _num(val)
+        if e.is_Add:
+            return "(" + "+".join(out(a) for a in e.args) + ")"
+        if e.is_Mul:
+            return "(" + "*".join(out(a) for a in e.args) + ")"
+        if e.is_Pow:
+            base, ex = e.args
+            if base == sympy.E:
+                return f"exp({out(ex)})"
+            if ex.is_Integer:
+                n = int(ex)
+                if n == 0:
+                    return "1"
+                body = "(" + "*".join([out(base)] * abs(n)) + ")"
+                return body if n > 0 else f"(1/{body})"
+            if ex == sympy.Rational(1, 2):
+                return f"sqrt({out(base)})"
+            if ex == sympy.Rational(-1, 2):
+                return f"(1/sqrt({out(base)}))"
+            return f"pow({out(base)},{out(ex)})"
+        if isinstance(e, (sympy.Min, sympy.Max)):
+            fn = "min" if isinstance(e, sympy.Min) else "max"
+            args = [out(a) for a in e.args]
+            text = args[0]
+            for a in args[1:]:
+                text = f"{fn}({text},{a})"
+            return text
+        if isinstance(e, sympy.Function) or e.is_Function:
+            fname = type(e).__name__
+            if fname in _SPICE_FUNCTIONS and len(e.args) == 1:
+                return f"{_SPICE_FUNCTIONS[fname]}({out(e.args[0])})"
+            raise NetlistError(f"{what}: the expression {expr!r} uses the function "
+                               f"{fname!r}, which ngspice behavioural sources do not have; "
+                               f"SPICE knows {sorted(set(_SPICE_FUNCTIONS.values()))}.")
+        raise NetlistError(f"{what}: cannot write {e!r} (in {expr!r}) as an ngspice "
+                           "expression.")
+
+    return out(sym)
 
 
 def _analysis_line(analysis) -> tuple[str, bool]:
@@ -140,8 +271,9 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     ----------
     net_or_circuit : CircuitNetwork or Circuit
         A built network (its current parameters from ``get_params()``, its input
-        voltages and, for a transient, its node voltages as initial conditions)
-        or a circuit description (its initial parameters, nodes starting at 0 V).
+        voltages and, for a transient, its node voltages and inductor currents
+        ``φ/L`` as initial conditions) or a circuit description (its initial
+        parameters, every state starting at 0).
     x : Quantity, shape (n_samples, n_in), volt; or dict of such by input name, optional
         Data input values. Default: the network's current inputs; required for a
         :class:`Circuit` with data inputs.
@@ -176,9 +308,10 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     ------
     NetlistError
         For elements with no SPICE equivalent (a branch element other than
-        ``Resistor``, a shunt other than ``Diode`` or ``CurrentSource``), names
-        SPICE cannot take (or that collide, SPICE being case-insensitive), or a
-        malformed request.
+        ``Resistor``, ``Inductor`` or ``DirectedSynapse``, in particular a
+        ``NonlinearInductor``; a shunt other than ``Diode`` or ``CurrentSource``;
+        an expression with a function ngspice lacks), names SPICE cannot take (or
+        that collide, SPICE being case-insensitive), or a malformed request.
 
     Examples
     --------
@@ -187,7 +320,14 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     >>> c = eq.layered(2, [3], 1, rng=0)
     >>> text = to_spice(c, [[0.5, -0.2]] * volt)
     """
-    from .models import CurrentSource, Diode, Resistor
+    from .models import (
+        CurrentSource,
+        Diode,
+        DirectedSynapse,
+        Inductor,
+        NonlinearInductor,
+        Resistor,
+    )
 
     if isinstance(net_or_circuit, Circuit):
         net, circuit = None, net_or_circuit
@@ -226,12 +366,28 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
                            f"with the exact Shockley law); got {diode!r}.")
 
     # ---- element kinds first: refuse what SPICE cannot express
+    kinds: dict[str, str] = {}
     for name, conn in circuit.connections.items():
         el = conn.element
-        if not (isinstance(el, Resistor) and el.current == Resistor.current):
+        if isinstance(el, NonlinearInductor):
+            raise NetlistError(
+                f"Connection {name!r} uses NonlinearInductor ({el.current!r}), which has no "
+                "SPICE equivalent: its law gives the current from the flux, i = h(phi), while "
+                "SPICE inductors (and ngspice's behavioural ones) need the flux or the "
+                "inductance as a function of the current. Use a linear Inductor to export."
+            )
+        if isinstance(el, Resistor) and el.current == Resistor.current:
+            kinds[name] = "R"
+        elif (type(el) is Inductor and el.current == Inductor.current
+              and el.states == Inductor.states):
+            kinds[name] = "L"
+        elif isinstance(el, DirectedSynapse):
+            kinds[name] = "B"
+        else:
             raise NetlistError(
                 f"Connection {name!r} uses {type(el).__name__}, which has no SPICE "
-                "equivalent here; only Resistor synapses can be exported."
+                "equivalent here; Resistor, Inductor and DirectedSynapse connections can be "
+                "exported."
             )
     for gname, spec in circuit.nodes.items():
         for k, sh in enumerate(spec.model.shunts):
@@ -295,15 +451,35 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     bias_nodes: dict[float, str] = {}
     models: dict[tuple, str] = {}
     bias_lines: list[str] = []
+    ic_lines: list[str] = []
     for gname, spec in circuit.nodes.items():
         model = spec.model
         C, g_leak = float(model.C), float(model.g_leak)
-        lines.append(f"* node group {gname!r}: {spec.n} nodes, C = {C!r} F, "
-                     f"g_leak = {g_leak!r} S")
+        if model.nonlinear:
+            lines.append(f"* node group {gname!r}: {spec.n} nodes, charge Q(v) = "
+                         f"{model.charge} with {model.charge_params} (charge form, "
+                         f"C_ref = {C!r} F), g_leak = {g_leak!r} S")
+            q_names = {k: float(np.asarray(val)) for k, val in model.charge_params.items()}
+            Q_num = model.charge_numeric()[0]
+        else:
+            lines.append(f"* node group {gname!r}: {spec.n} nodes, C = {C!r} F, "
+                         f"g_leak = {g_leak!r} S")
         for k in range(spec.n):
             n = node(gname, k)
             ic = 0.0 if state is None else float(state[gname][k])
-            lines.append(f"C_{n} {n} 0 {_num(C)}" + (f" IC={_num(ic)}" if transient else ""))
+            if model.nonlinear:
+                nq = fresh(f"{n}_q")
+                q_expr = spice_expression(model.charge, {**q_names, "v": f"V({n})"},
+                                          f"Node group {gname!r} charge")
+                lines.append(f"G_{n}_q {n} 0 {nq} 0 {_num(C)}")
+                lines.append(f"L_{n}_q {nq} 0 1" + (
+                    f" IC={_num(float(Q_num(ic)) / C)}" if transient else ""))
+                lines.append(f"B_{n}_q 0 {nq} I={q_expr}/{_num(C)}")
+                if transient:
+                    ic_lines.append(f"V({n})={_num(ic)}")
+            else:
+                lines.append(f"C_{n} {n} 0 {_num(C)}"
+                             + (f" IC={_num(ic)}" if transient else ""))
             if g_leak > 0:
                 lines.append(f"R_leak_{n} {n} 0 {_num(1.0 / g_leak)}")
             for s, sh in enumerate(model.shunts):
@@ -338,19 +514,52 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
         for (I_s, V_T), mname in models.items():
             lines.append(f".model {mname} D(IS={_num(I_s)} N={_num(V_T / kT_q)})")
 
-    # ---- connections: resistors R = 1/g
+    # ---- connections: resistors R = 1/g, inductors, directed synapses
     for name, conn in circuit.connections.items():
-        g = flat[name]
+        el, kind, g = conn.element, kinds[name], flat[name]
+        if kind == "L":
+            R = float(el.values["R"])
+            phi = None
+            if net is not None and transient:
+                phi = np.asarray(net.synapses[name].variables["phi"].get_value()).reshape(
+                    net.batch, -1)[sample]
+            lines.append(f"* connection {name!r}: {g.size} inductors"
+                         + (f" with series R = {R!r} ohm" if R > 0 else ""))
+            for s in range(g.size):
+                a = node(conn.pre, int(conn.i[s]))
+                b = node(conn.post, int(conn.j[s]))
+                i0 = 0.0 if phi is None else float(phi[s]) / g[s]
+                ic = f" IC={_num(i0)}" if transient else ""
+                if R > 0:
+                    m = fresh(f"{conn.ident}_{s}_m")
+                    lines.append(f"L_{conn.ident}_{s} {a} {m} {_num(g[s])}{ic}")
+                    lines.append(f"R_{conn.ident}_{s}_ser {m} {b} {_num(R)}")
+                else:
+                    lines.append(f"L_{conn.ident}_{s} {a} {b} {_num(g[s])}{ic}")
+            continue
         live = np.flatnonzero(g != 0)
-        lines.append(f"* connection {name!r}: {live.size} resistors"
-                     + (f", {g.size - live.size} zero conductance(s) omitted (open circuit)"
+        what, zero = (("resistors", "conductance") if kind == "R" else
+                      ("directed synapses (B sources)", "transconductance"))
+        lines.append(f"* connection {name!r}: {live.size} {what}"
+                     + (f", {g.size - live.size} zero {zero}(s) omitted (open circuit)"
                         if live.size < g.size else ""))
         for s in live:
             a = node(conn.pre, int(conn.i[s]))
             b = node(conn.post, int(conn.j[s]))
+            if kind == "B":
+                params = {p: float(np.asarray(val)) for p, val in el.values.items()}
+                cur = spice_expression(el.current, {**params, el.learnable: float(g[s]),
+                                                    "v_pre": f"V({a})"},
+                                       f"Connection {name!r}")
+                # current from ground (n+) through the source into post (n-)
+                lines.append(f"B_{conn.ident}_{s} 0 {b} I={cur}")
+                continue
             if g[s] < 0:
                 raise NetlistError(f"Connection {name!r} has a negative conductance {g[s]!r} S.")
             lines.append(f"R_{conn.ident}_{s} {a} {b} {_num(1.0 / g[s])}")
+    if ic_lines:
+        lines.append("* initial voltages of the charge-form (nonlinear) capacitor nodes")
+        lines.append(".ic " + " ".join(ic_lines))
     lines.append(analysis_line)
     lines.append(".end")
     return "\n".join(lines) + "\n"
@@ -441,14 +650,20 @@ def run_ngspice(netlist: str, *, timeout: float = 120.0):
         except subprocess.TimeoutExpired as ex:
             raise NgspiceError(f"ngspice did not finish within {timeout} s.") from ex
         log = (proc.stdout + proc.stderr).strip()
-        errors = [ln for ln in log.splitlines() if ln.lower().lstrip().startswith("error")]
+        errors = [ln for ln in log.splitlines() if ln.lower().lstrip().startswith("error")
+                  or "timestep too small" in ln.lower()
+                  or "simulation(s) aborted" in ln.lower()]
         if proc.returncode != 0 or errors or not os.path.exists(raw):
             tail = "\n".join(log.splitlines()[-15:])
             raise NgspiceError(
                 f"ngspice failed (exit code {proc.returncode}); its output ends with:\n{tail}"
             )
         with open(raw) as fh:
-            plots = _parse_raw(fh.read())
+            try:
+                plots = _parse_raw(fh.read())
+            except (IndexError, ValueError, KeyError) as ex:
+                raise NgspiceError(f"Cannot read ngspice's raw output ({ex}); its log ends "
+                                   "with:\n" + "\n".join(log.splitlines()[-15:])) from ex
     if len(plots) != 1:
         raise NgspiceError(
             f"Expected one analysis in the ngspice output; got {len(plots)} "

@@ -14,7 +14,8 @@ import shutil
 import numpy as np
 import pytest
 import scipy.linalg
-from brian2 import StateMonitor, amp, kelvin, ms, mV, nA, nF, siemens, uS, us, volt
+from brian2 import StateMonitor, amp, kelvin, kohm, ms, mV, nA, nF, second, siemens, uS, us, volt
+from brian2.units.allunits import henry
 from helpers import assert_quantity_close
 
 import ephys_eqprop as eq
@@ -359,3 +360,234 @@ def test_netlist_module_units_at_the_boundary():
     text = to_spice(c, [[0.0, 0.0]] * volt, analysis=("tran", 1 * us, 5 * ms))
     tran = next(ln for ln in text.splitlines() if ln.startswith(".tran")).split()
     assert np.allclose([float(v) for v in tran[1:3]], [1e-6, 5e-3], rtol=1e-15, atol=0)
+
+
+# ---------------------------------------------------------------------- dynamic elements
+def dynamic_circuit():
+    """x (2 sources) -> h (2 linear nodes) -> y (1 nonlinear-capacitor node), with series-RL
+    inductors x -> y, an ideal inductor h -> y and directed synapses h -> y."""
+    c = eq.Circuit()
+    c.add_input("x", 2)
+    c.add_nodes("h", 2, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.add_nodes("y", 1, eq.models.NonlinearCapacitorNode(g_leak=2 * uS))
+    c.connect("x", "h", eq.models.Resistor(), g=np.full((2, 2), 2.0) * uS)
+    c.connect("x", "y", eq.models.Inductor(R=1 * kohm), values=[[1.0], [2.0]] * henry)
+    c.connect("h", "y", eq.models.Inductor(), values=[4.0] * henry, i=[1], j=[0], name="h~y")
+    c.connect("h", "y", eq.models.DirectedSynapse(V_s=0.2 * volt, V_0=0.05 * volt),
+              g=np.array([[1.5], [0.0]]) * uS)
+    return c
+
+
+def test_inductors_export_with_series_resistance_and_initial_currents():
+    c = dynamic_circuit()
+    text = to_spice(c, [[0.3, -0.4]] * volt)
+    inductors = element_lines(text, "L")
+    # two series-RL branches through internal nodes, one ideal inductor, one charge integrator
+    assert "L_c1_0 x_0 c1_0_m 1.0" in inductors and "L_c1_1 x_1 c1_1_m 2.0" in inductors
+    assert "R_c1_0_ser c1_0_m y_0 1000.0" in text and "R_c1_1_ser c1_1_m y_0 1000.0" in text
+    assert "L_c2_0 h_1 y_0 4.0" in inductors
+    assert not any("IC=" in ln for ln in inductors)  # .op: no initial conditions
+    net = c.build(batch=2)
+    # fluxes per (batch copy, synapse), flattened; copy 1 carries 1 mA in every branch
+    net.synapses["x->y"].variables["phi"].set_value(np.array([0.1, -0.2, 1e-3, 2e-3]))
+    net.synapses["h~y"].variables["phi"].set_value(np.array([0.3, 4e-3]))
+    net.set_inputs([[0.3, -0.4], [0.1, 0.2]] * volt)
+    text = to_spice(net, sample=1, analysis=("tran", 1 * us, 10 * us))
+    # IC = phi / L of batch copy 1
+    assert "L_c1_0 x_0 c1_0_m 1.0 IC=0.001" in text
+    assert "L_c1_1 x_1 c1_1_m 2.0 IC=0.001" in text
+    assert "L_c2_0 h_1 y_0 4.0 IC=0.001" in text
+
+
+def test_nonlinear_capacitor_exports_in_charge_form():
+    c = dynamic_circuit()
+    text = to_spice(c, [[0.3, -0.4]] * volt)
+    assert not any(ln.startswith("C_y_0") for ln in text.splitlines())
+    C_ref = float(c.nodes["y"].model.C)  # C0 + C1 = 1 nF at v = 0
+    assert C_ref == pytest.approx(1e-9)
+    assert f"G_y_0_q y_0 0 y_0_q 0 {C_ref!r}" in text
+    assert "L_y_0_q y_0_q 0 1" in element_lines(text, "L")
+    b = next(ln for ln in element_lines(text, "B") if ln.startswith("B_y_0_q"))
+    assert b.startswith("B_y_0_q 0 y_0_q I=")
+    Q, _ = c.nodes["y"].model.charge_numeric()
+    for v in (-0.5, 0.1, 0.7):  # the source carries Q(v)/C_ref
+        assert eval_spice(b.split("I=", 1)[1], y_0=v) == pytest.approx(float(Q(v)) / C_ref,
+                                                                     rel=1e-14)
+    assert ".ic" not in text  # only transients start from initial conditions
+    net = c.build()
+    net.set_inputs([[0.3, -0.4]] * volt)
+    net.set_state({"h": np.zeros(2), "y": np.array([0.25])})
+    text = to_spice(net, analysis=("tran", 1 * us, 10 * us))
+    ic = float(next(ln for ln in element_lines(text, "L") if ln.startswith("L_y_0_q"))
+               .split("IC=")[1])
+    assert ic == pytest.approx(float(Q(0.25)) / C_ref, rel=1e-15)
+    assert ".ic V(y_0)=0.25" in text.splitlines()
+
+
+def eval_spice(expr: str, **nodes) -> float:
+    """Evaluate an ngspice behavioural expression in Python, node voltages by name."""
+    for name, val in nodes.items():
+        expr = expr.replace(f"V({name})", repr(float(val)))
+    namespace = {"ln": np.log, "exp": np.exp, "tanh": np.tanh, "sqrt": np.sqrt,
+                 "abs": np.abs}
+    return float(eval(expr, {"__builtins__": {}}, namespace))  # our own exporter's output
+
+
+def test_directed_synapses_export_as_behavioural_sources():
+    text = to_spice(dynamic_circuit(), [[0.3, -0.4]] * volt)
+    lines = [ln for ln in element_lines(text, "B") if ln.startswith("B_c3_")]
+    assert len(lines) == 1  # the zero transconductance is an open circuit
+    assert lines[0].startswith("B_c3_0 0 y_0 I=")  # from ground into post
+    expr = lines[0].split("I=", 1)[1]
+    for v in (-0.3, 0.05, 0.4):
+        assert eval_spice(expr, h_0=v) == pytest.approx(1.5e-6 * 0.2 * np.tanh((v - 0.05) / 0.2),
+                                                        rel=1e-14, abs=1e-22)
+    assert "1 zero transconductance(s) omitted" in text
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("x**3", "(V(a)*V(a)*V(a))"),
+        ("x**-2", "(1/(V(a)*V(a)))"),
+        ("log(x)", "ln(V(a))"),
+        ("sqrt(x)", "sqrt(V(a))"),
+        ("abs(x)", "abs(V(a))"),
+        ("2*mV*x/volt", "(0.002*V(a))"),
+        ("k*x", "((-2.5)*V(a))"),
+    ],
+)
+def test_spice_expression(expr, expected):
+    from ephys_eqprop.netlist import spice_expression
+
+    assert spice_expression(expr, {"x": "V(a)", "k": -2.5}, "test") == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "match"),
+    [
+        ("exprel(x)", r"uses the function 'exprel', which ngspice behavioural sources do not"),
+        ("x*y", r"uses 'y', which is neither a parameter of the element nor a Brian2 unit"),
+    ],
+)
+def test_spice_expression_errors(expr, match):
+    from ephys_eqprop.netlist import spice_expression
+
+    with pytest.raises(NetlistError, match=match):
+        spice_expression(expr, {"x": "V(a)"}, "test")
+
+
+def test_elements_without_spice_equivalent_are_named():
+    c = eq.Circuit()
+    c.add_input("x", 1)
+    c.add_nodes("y", 1, eq.models.CapacitorNode())
+    c.connect("x", "y", eq.models.NonlinearInductor(R=1 * kohm), values=[[1.0]] * henry)
+    with pytest.raises(NetlistError, match=r"Connection 'x->y' uses NonlinearInductor .*no "
+                                           r"SPICE equivalent: its law gives the current"):
+        to_spice(c, [[1.0]] * volt)
+    c = eq.Circuit()
+    c.add_input("x", 1)
+    c.add_nodes("y", 1, eq.models.CapacitorNode())
+    c.connect("x", "y", eq.models.DirectedSynapse("V_s*exprel(v_pre/V_s)"),
+              g=[[1.0]] * uS)
+    with pytest.raises(NetlistError, match=r"Connection 'x->y': .*function 'exprel'"):
+        to_spice(c, [[1.0]] * volt)
+
+
+def dc_solution(x):
+    """Node voltages of `dynamic_circuit` at DC by Newton's method on Kirchhoff's law
+    (plain numpy: inductors are shorts through their series resistance)."""
+    from scipy.optimize import fsolve
+
+    g, gl_h, gl_y, G, Vs, V0 = 2e-6, 1e-6, 2e-6, 1.5e-6, 0.2, 0.05
+
+    def kcl(v):
+        h0, h1, y = v
+        i_h0 = g * (x[0] - h0) + g * (x[1] - h0) - gl_h * h0
+        i_h1 = g * (x[0] - h1) + g * (x[1] - h1) - gl_h * h1
+        # y is tied to h1 by the ideal inductor: one supernode, zero voltage across it
+        i_super = (i_h1 + (x[0] - y) / 1e3 + (x[1] - y) / 1e3 - gl_y * y
+                   + G * Vs * np.tanh((h0 - V0) / Vs))
+        return [i_h0, i_super, h1 - y]
+
+    return fsolve(kcl, np.zeros(3), xtol=1e-14)
+
+
+@needs_ngspice
+def test_dynamic_elements_dc_operating_point_matches_kirchhoff():
+    x = np.array([0.3, -0.4])
+    res = run_ngspice(to_spice(dynamic_circuit(), x[None, :] * volt))
+    spice = np.concatenate([np.asarray(group_voltages(res, "h", 2)),
+                            np.asarray(group_voltages(res, "y", 1))]) * volt
+    assert_quantity_close(spice, dc_solution(x) * volt, rtol=0, atol=1e-9 * volt,
+                          reason="ngspice Newton tolerance (reltol 1e-9, vntol 1e-12 V) and "
+                                 "fsolve (xtol 1e-14)")
+
+
+@needs_ngspice
+def test_nonlinear_capacitors_start_from_their_initial_charge_in_ngspice():
+    """Two nonlinear capacitors exchanging charge: ngspice (charge form with initial
+    conditions) against a high-accuracy solution of dv/dt = I/Q'(v)."""
+    from ephys_eqprop.validation.dynamic import _charge_circuit
+    from scipy.integrate import solve_ivp
+
+    c, net = _charge_circuit(1e-7)
+    v0 = np.array([1.0, 0.0])
+    net.set_state({"a": v0[:1], "b": v0[1:]})
+    times, waves = run_ngspice(to_spice(net, analysis=("tran", 2 * us, 2 * ms)))
+    t = np.asarray(times)
+    (Qa, dQa), (Qb, dQb) = (c.nodes[g].model.charge_numeric() for g in ("a", "b"))
+
+    def rhs(_, y):
+        i = 1e-6 * (y[0] - y[1])
+        return [(-i - 1e-15 * y[0]) / dQa(y[0]), (i - 1e-15 * y[1]) / dQb(y[1])]
+
+    ref = solve_ivp(rhs, (0, t[-1]), v0, t_eval=t, method="DOP853", rtol=1e-12, atol=1e-15)
+    spice = np.stack([np.asarray(group_voltages(waves, g, 1))[:, 0] for g in ("a", "b")])
+    assert_quantity_close(spice * volt, ref.y * volt, rtol=0, atol=1e-6 * volt,
+                          reason="ngspice's trapezoidal rule, steps <= 2 us on a ~0.4 ms "
+                                 "time constant, reltol 1e-9: measured ~2e-7 V")
+    q = Qa(spice[0]) + Qb(spice[1])
+    assert np.max(np.abs(q - q[0])) <= 1e-6 * abs(q[0])  # charge conserved by ngspice
+
+
+@needs_ngspice
+def test_rlc_transient_with_initial_currents_matches_the_exact_solution():
+    """A small random RLC network from random node voltages and inductor currents: ngspice
+    against the exact solution of its state equations, and Brian2 against ngspice."""
+    from ephys_eqprop.validation.dynamic import run_transient
+    from ephys_eqprop.validation.spice import linear_rlc_system, random_rlc_network
+
+    rng = np.random.default_rng(7)
+    c = random_rlc_network(rng, n_hidden=4, n_out=3)
+    x = rng.uniform(-1, 1, (1, 3))
+    A, b, inductors = linear_rlc_system(c, c.source_values(x * volt)[0])
+    dt = 2e-8
+    net = c.build(dt=dt * second)
+    v0 = {g: rng.uniform(-0.5, 0.5, s.n) for g, s in c.nodes.items()}
+    states0 = {}
+    for name in ("a~b", "x~a"):
+        L = np.asarray(c.connections[name].values, dtype=float)
+        states0[(name, "phi")] = L * rng.uniform(-1e-5, 1e-5, L.size)
+        net.synapses[name].variables["phi"].set_value(states0[(name, "phi")])
+    net.set_inputs(x * volt)
+    net.set_state(v0)
+    T = 10_000 * dt
+    times, waves = run_ngspice(to_spice(net, analysis=("tran", 5 * dt * second, T * second)))
+    t_s = np.asarray(times)
+    spice = np.concatenate([np.asarray(group_voltages(waves, g, s.n))
+                            for g, s in c.nodes.items()], axis=1)
+    s0 = np.concatenate([v0["a"], v0["b"], states0[("a~b", "phi")], states0[("x~a", "phi")]])
+    lam, V = np.linalg.eig(A)
+    s_inf = -np.linalg.solve(A, b)
+    coef = np.linalg.solve(V, s0 - s_inf)
+    exact = np.real(s_inf + (np.exp(np.outer(t_s, lam)) * coef) @ V.T)[:, :7]
+    span = float(np.ptp(exact))
+    assert_quantity_close(spice * volt, exact * volt, rtol=0, atol=1e-6 * span * volt,
+                          reason="ngspice trapezoidal rule, reltol 1e-9, steps <= 0.1 us")
+    t, v, _ = run_transient(net, T * second, x=x * volt, v0=v0, states0=states0, every=5)
+    brian = np.concatenate([v[g][:, 0, :] for g in c.nodes], axis=1)
+    on_grid = np.stack([np.interp(t, np.r_[0, t_s], np.r_[s0[None, :7], spice][:, k])
+                        for k in range(7)], axis=1)
+    assert_quantity_close(brian * volt, on_grid * volt, rtol=0, atol=1e-3 * span * volt,
+                          reason="forward Euler at dt = 20 ns on modes up to ~2e4 1/s")

@@ -7,7 +7,7 @@ tolerances (:class:`CaseResult`). New cases register with the :func:`case` decor
 (see :mod:`ephys_eqprop.validation.framework`).
 """
 
-from . import analytic, framework, gradients, report, simulate, spice
+from . import analytic, dynamic, framework, gradients, report, simulate, spice
 from .framework import REGISTRY, Case, CaseContext, CaseResult, case, registered_cases
 from .runner import run_validation
 
@@ -18,6 +18,7 @@ __all__ = [
     "CaseResult",
     "analytic",
     "case",
+    "dynamic",
     "framework",
     "gradients",
     "registered_cases",
