@@ -87,7 +87,8 @@ def test_quick_run_compares_with_ngspice(quick_run):
     rows = [r for r in summary_rows((out / "report.md").read_text())
             if r[0].startswith("[ngspice_")]
     assert {r[0] for r in rows} == {"[ngspice_dc](#ngspice_dc)",
-                                    "[ngspice_transient](#ngspice_transient)"}
+                                    "[ngspice_transient](#ngspice_transient)",
+                                    "[ngspice_rlc_transient](#ngspice_rlc_transient)"}
     assert all(r[4] == "pass" for r in rows)
     dc = [float(r[2].split()[0]) for r in rows if "D diodes" in r[1] or "B diodes" in r[1]]
     assert dc and max(dc) <= 1e-6
@@ -243,3 +244,100 @@ def test_euler_bound_is_the_measured_euler_error(ratio):
     err = np.max(np.abs((1 - h) ** n - np.exp(-n * h)))
     bound = euler_rc_error_bound(h * second, 1 * second)
     assert bound == pytest.approx(err, rel=2 * h)  # next term O(h/tau) relative
+
+
+def test_quick_run_maps_the_lagrangian_ep_bias(quick_run):
+    _, out = quick_run
+    report = (out / "report.md").read_text()
+    rows = [r for r in summary_rows(report) if r[0] == "[bias_map](#bias_map)"]
+    assert any("LagrangianEP symmetric" in r[1] and "τω = 0.01" in r[1] for r in rows)
+    assert any("Adjoint vs central differences" in r[1] for r in rows)
+    assert rows and all(r[4] == "pass" for r in rows)
+    for name in ("bias_map_cosine.png", "bias_map_relative_error.png"):
+        assert f"({name})" in report
+    table = (out / "bias_map_table.md").read_text()
+    assert table.count("| RC |") >= 8 and table.count("| RLC |") >= 8
+
+
+# ---------------------------------------------------------------------- dynamic elements
+DYNAMIC_CASES = ("rl_branch", "series_rlc_step", "lossless_lc", "nonlinear_capacitor_charge",
+                 "rlc_convergence_order")
+
+
+def test_quick_run_checks_inductors_and_nonlinear_capacitors(quick_run):
+    _, out = quick_run
+    report = (out / "report.md").read_text()
+    rows = summary_rows(report)
+    for name in DYNAMIC_CASES:
+        mine = [r for r in rows if r[0] == f"[{name}](#{name})"]
+        assert mine and all(r[4] == "pass" for r in mine), name
+    order = [r for r in rows if r[0] == "[rlc_convergence_order](#rlc_convergence_order)"]
+    assert {r[1] for r in order} == {"order (log-log slope), scheme='euler'",
+                                     "order (log-log slope), scheme='symplectic'"}
+    waveform = [r for r in rows if r[0] == "[series_rlc_step](#series_rlc_step)"
+                and "max relative error over the waveform" in r[1]]
+    assert len(waveform) == 3 and all(float(r[2]) <= 1e-4 for r in waveform)
+    for png in ("rl_branch_waveforms.png", "series_rlc_step_waveforms.png",
+                "lossless_lc_energy.png", "nonlinear_capacitor_charge_charge.png",
+                "rlc_convergence_order_order.png"):
+        assert f"({png})" in report and (out / png).stat().st_size > 10_000
+
+
+@needs_ngspice
+def test_quick_run_compares_rlc_networks_with_ngspice(quick_run):
+    _, out = quick_run
+    report = (out / "report.md").read_text()
+    rows = [r for r in summary_rows(report)
+            if r[0] == "[ngspice_rlc_transient](#ngspice_rlc_transient)"]
+    assert len(rows) == 2 and all(r[4] == "pass" for r in rows)
+    assert "22 nodes, 18 inductors" in rows[0][1] and float(rows[0][2]) <= 1e-3
+    assert "(ngspice_rlc_transient_waveforms.png)" in report
+
+
+def test_rlc_closed_forms_solve_the_circuit_equation():
+    from brian2 import farad, ohm
+    from brian2.units.allunits import henry
+
+    dyn = validation.dynamic
+    L, C, V0 = 10e-3, 1e-9, 0.7
+    w0 = 1 / np.sqrt(L * C)
+    t = np.linspace(0, 20 / w0, 20001)
+    h = t[1] - t[0]
+    for zeta in (0.25, 1.0, 2.0, 1.0 - 1e-6, 1.0 + 1e-6):
+        R = 2 * zeta * np.sqrt(L / C)
+        v, i = dyn.series_rlc_step(t * second, R * ohm, L * henry, C * farad, V0 * volt)
+        v, i = np.asarray(v), np.asarray(i)
+        assert v[0] == 0 and i[0] == 0
+        # C v' = i and L i' = V0 - v - R i, by central differences (error O(h²))
+        dv = (v[2:] - v[:-2]) / (2 * h)
+        di = (i[2:] - i[:-2]) / (2 * h)
+        assert_quantity_close(C * dv * amp, i[1:-1] * amp, rtol=1e-5, atol=0,
+                              reason="central differences, (h ω0)² / 6 ~ 2e-7 of the largest term")
+        assert_quantity_close(L * di * volt, (V0 - v - R * i)[1:-1] * volt, rtol=1e-5,
+                              reason="central differences, (h ω0)² / 6 ~ 2e-7 of the largest term")
+    tau = L / 1e3
+    i_rl = np.asarray(dyn.rl_current(np.array([0, tau, 50 * tau]) * second, L * henry,
+                                     1e3 * ohm, V0 * volt, 1e-4 * amp))
+    assert i_rl == pytest.approx([1e-4, V0 / 1e3 + (1e-4 - V0 / 1e3) / np.e, V0 / 1e3],
+                                 rel=1e-12)
+
+
+def test_prony_and_zero_crossings_recover_known_rates():
+    dyn = validation.dynamic
+    h = 1e-3
+    lam = np.array([-0.3 - 40j, -0.3 + 40j])
+    n = np.arange(2000)
+    z = 1 + h * lam  # a forward-Euler sequence: exactly two geometric modes
+    u = np.real((0.4 - 0.1j) * z[0] ** n + (0.4 + 0.1j) * z[1] ** n)
+    got = dyn.discrete_eigenvalues(u, h)
+    assert np.allclose(got, np.log(z) / h, rtol=1e-9, atol=0)
+    t = n * h
+    w = dyn.zero_crossing_frequency(t, np.exp(-0.3 * t) * np.cos(40 * t + 0.2))
+    assert w == pytest.approx(40, rel=1e-6)
+
+
+def test_rlc_ngspice_case_skips_when_ngspice_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    assert main(["validate", "--quick", "--case", "ngspice_rlc_transient",
+                 "--out", str(tmp_path)]) == 0
+    assert "skipped: ngspice not found" in capsys.readouterr().out
