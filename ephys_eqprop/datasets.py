@@ -1,7 +1,14 @@
-"""Small built-in data sets as input voltages and class labels (no downloads).
+"""Small built-in data sets (no downloads).
 
-XOR is generated; Iris and the 8×8 digits come with scikit-learn (an optional
-dependency: ``pip install scikit-learn``).
+Static classification: input voltages and class labels. XOR is generated; Iris and
+the 8×8 digits come with scikit-learn (an optional dependency:
+``pip install scikit-learn``).
+
+Waveforms: :func:`multisine` draws random multi-sine input voltages as a
+:class:`~ephys_eqprop.TimeSeries`, and :func:`dendrite_circuit` builds a passive
+compartmental dendrite (inputs → a chain of RC compartments → a soma), the teacher
+and student of the model-reduction task of tutorial 3 and
+``benchmarks/train_waveforms.py``.
 """
 
 from __future__ import annotations
@@ -9,9 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Quantity, volt
+from brian2 import Quantity, mV, nF, second, uS, volt
 
-__all__ = ["Dataset", "xor", "iris", "digits", "stratified_split"]
+from .circuit import Circuit
+from .dynamics import TimeSeries
+from .elements.base import check_quantity
+
+__all__ = ["Dataset", "xor", "iris", "digits", "stratified_split", "multisine",
+           "dendrite_circuit"]
 
 
 @dataclass
@@ -98,3 +110,104 @@ def digits(*, test_fraction: float = 0.3, seed: int = 0,
                                           test_fraction, seed)
     a = float(amplitude)
     return Dataset(Xtr * a * volt, ytr, Xte * a * volt, yte, 10, "digits")
+
+
+def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quantity,
+              seed: int, tau: Quantity = 1e-3 * second, n_channels: int = 2,
+              n_components: int = 3, peak: Quantity = 50 * mV) -> TimeSeries:
+    """Random multi-sine voltage waveforms in a band around ``tau_omega / tau``.
+
+    Each channel of each sample sums ``n_components`` sines with angular frequencies
+    log-uniform in ``[tau_omega/2, 2 tau_omega] / tau``, phases uniform in [0, 2π) and
+    amplitudes uniform in [0.5, 1]; each sample is then scaled so that its largest
+    absolute value (over time and channels) is ``peak``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of waveforms.
+    tau_omega : float
+        Band centre as the dimensionless product τω.
+    dt, duration : Quantity, second
+        Sampling step and length; ``round(duration / dt)`` samples per waveform.
+    seed : int
+        Seed of the frequencies, phases and amplitudes.
+    tau : Quantity, second
+        The time constant that ``tau_omega`` refers to.
+    n_channels, n_components : int
+    peak : Quantity, volt
+
+    Returns
+    -------
+    TimeSeries
+        Shape ``(n_samples, n_steps, n_channels)``, volt, time step ``dt``.
+    """
+    for name, q in (("dt", dt), ("duration", duration), ("tau", tau)):
+        check_quantity(name, q, second)
+        if not float(q) > 0:
+            raise ValueError(f"{name} must be positive; got {q}.")
+    check_quantity("peak", peak, volt)
+    if not tau_omega > 0:
+        raise ValueError(f"tau_omega must be positive; got {tau_omega!r}.")
+    if n_samples < 1 or n_channels < 1 or n_components < 1:
+        raise ValueError("n_samples, n_channels and n_components must be at least 1.")
+    n_steps = int(round(float(duration / dt)))
+    if n_steps < 2:
+        raise ValueError(f"duration {duration} holds fewer than 2 steps of {dt}.")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps) * float(dt)
+    x = np.zeros((n_samples, n_steps, n_channels))
+    for s in range(n_samples):
+        for ch in range(n_channels):
+            omega = tau_omega / float(tau) * np.exp(
+                rng.uniform(np.log(0.5), np.log(2), n_components))
+            phase = rng.uniform(0, 2 * np.pi, n_components)
+            amp = rng.uniform(0.5, 1, n_components)
+            x[s, :, ch] = amp @ np.sin(omega[:, None] * t + phase[:, None])
+        x[s] *= float(peak) / np.max(np.abs(x[s]))
+    return TimeSeries(x * volt, dt=dt)
+
+
+def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
+                     C: Quantity = 1 * nF, g_leak: Quantity = 1 * uS) -> Circuit:
+    """A passive dendrite: input sites → a chain of RC compartments → a soma.
+
+    Inputs ``x`` (ideal voltage sources: voltage-clamped synaptic sites) drive every
+    compartment ``h`` through synaptic conductances ``x->h`` (uniform in 0.5–2 µS);
+    neighbouring compartments are joined by axial conductances ``h->h`` (0.2–1 µS),
+    and each compartment is coupled to the soma ``y`` (the output) through ``h->y``
+    (0.5–2 µS). Every compartment and the soma is a membrane capacitance ``C`` with a
+    leak ``g_leak`` to rest (the ground). ``(n_inputs + 2) n - 1`` conductances in all.
+
+    Parameters
+    ----------
+    n_compartments : int
+        Number of dendritic compartments, at least 2.
+    seed : int
+        Seed of the conductances.
+    n_inputs : int
+    C : Quantity, farad
+    g_leak : Quantity, siemens
+
+    Returns
+    -------
+    Circuit
+        Not yet built: call ``.build(batch=..., dt=...)``.
+    """
+    from . import models  # models import elements that import this package's helpers
+
+    n = int(n_compartments)
+    if n < 2:
+        raise ValueError(f"n_compartments must be at least 2; got {n_compartments!r}.")
+    rng = np.random.default_rng(seed)
+    node = models.CapacitorNode(C=C, g_leak=g_leak)
+    c = Circuit()
+    c.add_input("x", n_inputs)
+    c.add_nodes("h", n, node)
+    c.add_nodes("y", 1, node)
+    c.connect("x", "h", models.Resistor(), g=rng.uniform(0.5, 2, (n_inputs, n)) * uS)
+    c.connect("h", "h", models.Resistor(), g=rng.uniform(0.2, 1, n - 1) * uS,
+              i=list(range(n - 1)), j=list(range(1, n)))
+    c.connect("h", "y", models.Resistor(), g=rng.uniform(0.5, 2, (n, 1)) * uS)
+    c.set_output("y")
+    return c

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brian2 import TimedArray, amp, joule, ms, nF, second, siemens, uS, us, volt
+from brian2 import TimedArray, amp, joule, mV, ms, nF, second, siemens, uS, us, volt
 from brian2.units.allunits import henry
 from dynamic_circuits import compare, random_circuit, waveforms
 
@@ -318,3 +318,63 @@ def test_trainer_with_lagrangian_ep_updates_only_its_parameters():
     after = net.get_params()
     assert np.any(np.asarray(after["x->h"]) != np.asarray(before["x->h"]))
     np.testing.assert_array_equal(np.asarray(after["h~y"]), np.asarray(before["h~y"]))
+
+
+# ------------------------------------------------------------------ built-in waveform task
+def test_multisine_band_peak_and_errors():
+    """Every sample peaks at ``peak``; its power lies in [τω/2, 2τω]/τ (FFT, 80 periods)."""
+    tau = 1 * ms
+    x = eq.datasets.multisine(3, tau_omega=1.0, tau=tau, dt=0.05 * ms, duration=500 * ms,
+                              seed=7, n_channels=2, peak=40 * mV)
+    assert (x.n_samples, x.n_steps, x.n_channels) == (3, 10000, 2)
+    v = np.asarray(x.values)
+    assert np.max(np.abs(v), axis=(1, 2)) == pytest.approx(0.04, rel=1e-12)
+    # a sine of 80+ periods leaks ~1/(N·distance) of its power outside its own bin;
+    # 1 % outside the band (widened by 3 bins each side) leaves room for that
+    spec = np.abs(np.fft.rfft(v, axis=1)) ** 2
+    omega = 2 * np.pi * np.fft.rfftfreq(x.n_steps, 0.05e-3) * 1e-3  # in units of 1/tau
+    bin_w = omega[1]
+    band = (omega >= 0.5 - 3 * bin_w) & (omega <= 2 + 3 * bin_w)
+    inside = spec[:, band, :].sum(axis=1) / spec.sum(axis=1)
+    assert np.min(inside) > 0.99
+    # different seeds, different waveforms; the same seed, the same waveforms
+    again = eq.datasets.multisine(3, tau_omega=1.0, tau=tau, dt=0.05 * ms,
+                                  duration=500 * ms, seed=7, peak=40 * mV)
+    assert np.array_equal(np.asarray(again.values), v)
+    with pytest.raises(TypeError, match="dt must have units"):
+        eq.datasets.multisine(1, tau_omega=1.0, dt=0.05, duration=1 * ms, seed=0)
+    with pytest.raises(ValueError, match="tau_omega must be positive"):
+        eq.datasets.multisine(1, tau_omega=0.0, dt=0.05 * ms, duration=1 * ms, seed=0)
+    with pytest.raises(ValueError, match="fewer than 2 steps"):
+        eq.datasets.multisine(1, tau_omega=1.0, dt=1 * ms, duration=1 * ms, seed=0)
+
+
+def test_dendrite_circuit_settles_to_the_nodal_solution():
+    """A constant input: the soma settles where Kirchhoff's law (linear algebra) puts it."""
+    n = 5
+    c = eq.datasets.dendrite_circuit(n, seed=3)
+    g = {k: np.asarray(conn.values / siemens, dtype=float) for k, conn in c.connections.items()}
+    assert sum(a.size for a in g.values()) == 4 * n - 1
+    x_in = np.array([0.03, -0.02])
+    # nodal matrix over compartments 0..n-1 and the soma n (leak 1 µS each)
+    G = np.diag(np.full(n + 1, 1e-6))
+    b = np.zeros(n + 1)
+    g_xh = g["x->h"].reshape(2, n)
+    G[np.arange(n), np.arange(n)] += g_xh.sum(axis=0)
+    b[:n] += x_in @ g_xh
+    edges = [(k, k + 1, g["h->h"].ravel()[k]) for k in range(n - 1)]
+    edges += [(k, n, g["h->y"].ravel()[k]) for k in range(n)]
+    for p, q, gg in edges:
+        G[[p, q], [p, q]] += gg
+        G[p, q] -= gg
+        G[q, p] -= gg
+    v_exact = np.linalg.solve(G, b)[n]
+    dt = 0.01 * ms
+    net = c.build(batch=1, dt=dt)
+    steps = 2000  # 20 ms: the slowest mode (< 0.5 ms) has decayed by e^-40
+    x = eq.TimeSeries(np.tile(x_in, (1, steps, 1)) * volt, dt=dt)
+    traj = simulate(net, prepare(net, x))
+    # forward Euler has the exact fixed point; what is left is e^-40 of the transient
+    assert traj.v_out[-1, 0, 0] == pytest.approx(v_exact, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2"):
+        eq.datasets.dendrite_circuit(1, seed=0)
