@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brian2 import TimedArray, amp, joule, mV, ms, nF, second, siemens, uS, us, volt
+from brian2 import TimedArray, amp, joule, ms, mV, nF, second, siemens, uS, us, volt
 from brian2.units.allunits import henry
 from dynamic_circuits import compare, random_circuit, waveforms
 
