@@ -13,6 +13,7 @@ and student of the model-reduction task of tutorial 3 and
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +113,27 @@ def digits(*, test_fraction: float = 0.3, seed: int = 0,
     return Dataset(Xtr * a * volt, ytr, Xte * a * volt, yte, 10, "digits")
 
 
+#: Stream tags: the same integer seed gives independent random streams to the
+#: waveforms and to the conductances of the built-in circuits.
+_STREAM_MULTISINE, _STREAM_DENDRITE = 1, 2
+
+
+def _count(name: str, value, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``; a clear error otherwise."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer; got {value!r}.") from None
+    if n < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {n}.")
+    return n
+
+
+def _rng(seed, stream: int) -> np.random.Generator:
+    """Generator of one stream of ``seed`` (independent of the other streams)."""
+    return np.random.default_rng([_count("seed", seed, 0), stream])
+
+
 def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quantity,
               seed: int, tau: Quantity = 1e-3 * second, n_channels: int = 2,
               n_components: int = 3, peak: Quantity = 50 * mV) -> TimeSeries:
@@ -131,30 +153,52 @@ def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quant
     dt, duration : Quantity, second
         Sampling step and length; ``round(duration / dt)`` samples per waveform.
     seed : int
-        Seed of the frequencies, phases and amplitudes.
+        Seed of the frequencies, phases and amplitudes (a non-negative integer). The
+        stream is independent of :func:`dendrite_circuit`'s for the same seed.
     tau : Quantity, second
         The time constant that ``tau_omega`` refers to.
-    n_channels, n_components : int
+    n_channels : int
+        Input channels per sample (each its own multi-sine).
+    n_components : int
+        Sines per channel.
     peak : Quantity, volt
+        Largest absolute value of each sample, positive.
 
     Returns
     -------
     TimeSeries
         Shape ``(n_samples, n_steps, n_channels)``, volt, time step ``dt``.
+
+    Raises
+    ------
+    TypeError
+        A quantity without the right unit, or a count that is not an integer.
+    ValueError
+        Non-positive ``dt``, ``duration``, ``tau``, ``tau_omega`` or ``peak``, counts
+        below 1, fewer than 2 steps, or a band whose highest frequency is not sampled
+        at least 4 times per period (ω_max dt ≥ π/2).
     """
-    for name, q in (("dt", dt), ("duration", duration), ("tau", tau)):
-        check_quantity(name, q, second)
+    for name, q in (("dt", dt), ("duration", duration), ("tau", tau), ("peak", peak)):
+        check_quantity(name, q, volt if name == "peak" else second, allow_array=False)
         if not float(q) > 0:
             raise ValueError(f"{name} must be positive; got {q}.")
-    check_quantity("peak", peak, volt)
+    check_quantity("tau_omega", tau_omega, 1, allow_array=False)
+    tau_omega = float(tau_omega)
     if not tau_omega > 0:
         raise ValueError(f"tau_omega must be positive; got {tau_omega!r}.")
-    if n_samples < 1 or n_channels < 1 or n_components < 1:
-        raise ValueError("n_samples, n_channels and n_components must be at least 1.")
+    n_samples = _count("n_samples", n_samples, 1)
+    n_channels = _count("n_channels", n_channels, 1)
+    n_components = _count("n_components", n_components, 1)
     n_steps = int(round(float(duration / dt)))
     if n_steps < 2:
         raise ValueError(f"duration {duration} holds fewer than 2 steps of {dt}.")
-    rng = np.random.default_rng(seed)
+    w_max_dt = 2 * tau_omega / float(tau) * float(dt)
+    if w_max_dt >= np.pi / 2:
+        raise ValueError(
+            f"dt = {dt} samples the band's highest angular frequency 2*tau_omega/tau "
+            f"fewer than 4 times per period (omega_max*dt = {w_max_dt:.2f} >= pi/2): "
+            "reduce dt or tau_omega.")
+    rng = _rng(seed, _STREAM_MULTISINE)
     t = np.arange(n_steps) * float(dt)
     x = np.zeros((n_samples, n_steps, n_channels))
     for s in range(n_samples):
@@ -184,22 +228,39 @@ def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
     n_compartments : int
         Number of dendritic compartments, at least 2.
     seed : int
-        Seed of the conductances.
+        Seed of the conductances (a non-negative integer). The stream is independent
+        of :func:`multisine`'s for the same seed.
     n_inputs : int
+        Number of input sites, at least 1.
     C : Quantity, farad
+        Membrane capacitance of every compartment and of the soma, positive.
     g_leak : Quantity, siemens
+        Leak conductance of every compartment and of the soma, positive (without a
+        leak the membrane time constant is infinite and a constant input never
+        settles).
 
     Returns
     -------
     Circuit
         Not yet built: call ``.build(batch=..., dt=...)``.
+
+    Raises
+    ------
+    TypeError
+        A count that is not an integer, or ``C`` / ``g_leak`` without their units.
+    ValueError
+        ``n_compartments`` below 2, ``n_inputs`` below 1, non-positive ``C`` or
+        ``g_leak``.
     """
     from . import models  # models import elements that import this package's helpers
 
-    n = int(n_compartments)
-    if n < 2:
-        raise ValueError(f"n_compartments must be at least 2; got {n_compartments!r}.")
-    rng = np.random.default_rng(seed)
+    n = _count("n_compartments", n_compartments, 2)
+    n_inputs = _count("n_inputs", n_inputs, 1)
+    for name, q, unit in (("C", C, nF), ("g_leak", g_leak, uS)):
+        check_quantity(name, q, unit, allow_array=False)
+        if not float(q) > 0:
+            raise ValueError(f"{name} must be positive; got {q}.")
+    rng = _rng(seed, _STREAM_DENDRITE)
     node = models.CapacitorNode(C=C, g_leak=g_leak)
     c = Circuit()
     c.add_input("x", n_inputs)

@@ -269,6 +269,31 @@ def _zero_state(net) -> None:
             var.set_value(np.zeros(var.size))
 
 
+#: No circuit of this package holds node voltages of a megavolt: beyond it a run has
+#: diverged (forward Euler's growth factor per step exceeds 1).
+_V_DIVERGED = 1e6
+
+
+def _check_not_diverged(net, monitors, dt: float) -> None:
+    """Raise a clear error if a run's node voltages blew up (unstable time step)."""
+    worst = 0.0
+    for name in net.circuit.nodes:
+        v = np.asarray(net.groups[name].variables["v"].get_value())
+        worst = max(worst, float(np.max(np.abs(v))) if np.all(np.isfinite(v)) else np.inf)
+    for key, mon in monitors.items():
+        if not isinstance(key, tuple) and key in net.circuit.nodes:
+            rec = np.asarray(mon.v_)
+            worst = max(worst, float(np.max(np.abs(rec))) if np.all(np.isfinite(rec))
+                        else np.inf)
+    if worst > _V_DIVERGED:
+        raise FloatingPointError(
+            f"The simulation diverged: node voltages reached {worst:.3g} V. Forward Euler "
+            "is stable only while dt stays below twice the fastest time constant of the "
+            f"circuit (at a node, about C / its total conductance); dt = {dt:.3g} s. "
+            "Reduce dt, or bound the conductances (eq.Bounds) so that C / g_total "
+            "stays above dt / 2.")
+
+
 def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record: bool = False,
              accumulate: bool = False) -> Trajectory:
     """Run the physical circuit through the waveforms of ``prob`` from a zero state.
@@ -289,6 +314,12 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
     Returns
     -------
     Trajectory
+
+    Raises
+    ------
+    FloatingPointError
+        If node voltages diverge (beyond a megavolt, or not finite): the time step is
+        outside forward Euler's stable range for the circuit's conductances.
     """
     circ = net.circuit
     dt = float(net.dt)
@@ -354,6 +385,7 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         if loss is not None:
             loss.set_beta(net, 0.0)
             net._loss_objects[0].variables["m"].set_value(1.0)
+    _check_not_diverged(net, monitors, dt)
     traj = Trajectory()
     for key, mon in monitors.items():
         if isinstance(key, tuple):

@@ -360,7 +360,7 @@ def _check_loss(loss):
 
 
 class LagrangianEP(Estimator):
-    """The seed's estimator for time-varying circuits (Kendall 2021; DESIGN §3.1).
+    """Lagrangian EP for time-varying circuits (Kendall 2021; DESIGN §3.1).
 
     A free run and a nudged run (nudge current ``-β m(t) ∂c/∂v`` into the outputs)
     go forward in time from the same (zero) state; every synapse accumulates the

@@ -196,6 +196,26 @@ def test_bad_time_bases_and_lengths():
         eq.TimeSeries(np.zeros((1, 5, 1)) * volt, dt=1)
 
 
+def test_unstable_time_step_is_reported():
+    """Forward Euler on a node with C / g_total = 1/11 ms at dt = 1 ms multiplies the
+    deviation from rest by |1 - 11| = 10 per step: the run must stop with a clear error,
+    not return megavolts (or NaN) as data."""
+    c = eq.Circuit()
+    c.add_input("x", 1)
+    c.add_nodes("y", 1, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.connect("x", "y", eq.models.Resistor(), g=np.full((1, 1), 10.0) * uS)
+    c.set_output("y")
+    x = eq.TimeSeries(np.full((1, 40, 1), 0.1) * volt, dt=1 * ms)
+    coarse = c.build(batch=1, dt=1 * ms)
+    with pytest.raises(FloatingPointError, match="diverged.*dt"):
+        simulate(coarse, prepare(coarse, x))
+    # the same circuit at a stable step settles at the divider voltage 0.1 * 10/11 V
+    net = c.build(batch=1, dt=0.01 * ms)
+    x = eq.TimeSeries(np.full((1, 4000, 1), 0.1) * volt, dt=0.01 * ms)
+    traj = simulate(net, prepare(net, x))
+    assert traj.v_out[-1, 0, 0] == pytest.approx(0.1 * 10 / 11, rel=1e-9)
+
+
 def test_loss_window_outside_the_run():
     net, x, y, _ = _grads("rc", 1.0)
     T = float(x.duration)
@@ -322,16 +342,19 @@ def test_trainer_with_lagrangian_ep_updates_only_its_parameters():
 
 # ------------------------------------------------------------------ built-in waveform task
 def test_multisine_band_peak_and_errors():
-    """Every sample peaks at ``peak``; its power lies in [τω/2, 2τω]/τ (FFT, 80 periods)."""
+    """Every sample peaks at ``peak``; its power lies in [τω/2, 2τω]/τ (FFT, ≥ 40 periods)."""
     tau = 1 * ms
     x = eq.datasets.multisine(3, tau_omega=1.0, tau=tau, dt=0.05 * ms, duration=500 * ms,
                               seed=7, n_channels=2, peak=40 * mV)
     assert (x.n_samples, x.n_steps, x.n_channels) == (3, 10000, 2)
     v = np.asarray(x.values)
     assert np.max(np.abs(v), axis=(1, 2)) == pytest.approx(0.04, rel=1e-12)
-    # a sine of 80+ periods leaks ~1/(N·distance) of its power outside its own bin;
-    # 1 % outside the band (widened by 3 bins each side) leaves room for that
-    spec = np.abs(np.fft.rfft(v, axis=1)) ** 2
+    # Hann-windowed spectrum: a sine's main lobe spans ±2 bins and its power beyond
+    # ±3 bins is < 1e-3 of it, so ≥ 99 % inside the band widened by 3 bins each side
+    # fails only if power sits outside the band (a rectangular window would leak up
+    # to ~3 % from a sine at the band edge)
+    hann = np.hanning(x.n_steps)[None, :, None]
+    spec = np.abs(np.fft.rfft(v * hann, axis=1)) ** 2
     omega = 2 * np.pi * np.fft.rfftfreq(x.n_steps, 0.05e-3) * 1e-3  # in units of 1/tau
     bin_w = omega[1]
     band = (omega >= 0.5 - 3 * bin_w) & (omega <= 2 + 3 * bin_w)
@@ -341,12 +364,30 @@ def test_multisine_band_peak_and_errors():
     again = eq.datasets.multisine(3, tau_omega=1.0, tau=tau, dt=0.05 * ms,
                                   duration=500 * ms, seed=7, peak=40 * mV)
     assert np.array_equal(np.asarray(again.values), v)
+    other = eq.datasets.multisine(3, tau_omega=1.0, tau=tau, dt=0.05 * ms,
+                                  duration=500 * ms, seed=8, peak=40 * mV)
+    assert not np.allclose(np.asarray(other.values), v)
     with pytest.raises(TypeError, match="dt must have units"):
         eq.datasets.multisine(1, tau_omega=1.0, dt=0.05, duration=1 * ms, seed=0)
     with pytest.raises(ValueError, match="tau_omega must be positive"):
         eq.datasets.multisine(1, tau_omega=0.0, dt=0.05 * ms, duration=1 * ms, seed=0)
     with pytest.raises(ValueError, match="fewer than 2 steps"):
         eq.datasets.multisine(1, tau_omega=1.0, dt=1 * ms, duration=1 * ms, seed=0)
+    ok = dict(tau_omega=1.0, dt=0.05 * ms, duration=1 * ms, seed=0)
+    with pytest.raises(ValueError, match="peak must be positive"):
+        eq.datasets.multisine(1, **dict(ok, peak=-50 * mV))
+    with pytest.raises(TypeError, match="peak must have units"):
+        eq.datasets.multisine(1, **dict(ok, peak=0.05))
+    with pytest.raises(TypeError, match="tau_omega must be dimensionless"):
+        eq.datasets.multisine(1, **dict(ok, tau_omega=1 * ms))
+    with pytest.raises(ValueError, match="fewer than 4 times per period"):
+        eq.datasets.multisine(1, **dict(ok, tau_omega=1000.0, dt=0.01 * ms))
+    with pytest.raises(TypeError, match="n_samples must be an integer"):
+        eq.datasets.multisine(2.5, **ok)
+    with pytest.raises(ValueError, match="n_components must be at least 1"):
+        eq.datasets.multisine(1, **dict(ok, n_components=0))
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        eq.datasets.multisine(1, **dict(ok, seed=-1))
 
 
 def test_dendrite_circuit_settles_to_the_nodal_solution():
@@ -376,5 +417,27 @@ def test_dendrite_circuit_settles_to_the_nodal_solution():
     traj = simulate(net, prepare(net, x))
     # forward Euler has the exact fixed point; what is left is e^-40 of the transient
     assert traj.v_out[-1, 0, 0] == pytest.approx(v_exact, rel=1e-9)
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="n_compartments must be at least 2"):
         eq.datasets.dendrite_circuit(1, seed=0)
+    with pytest.raises(TypeError, match="n_compartments must be an integer"):
+        eq.datasets.dendrite_circuit(2.7, seed=0)
+    with pytest.raises(ValueError, match="n_inputs must be at least 1"):
+        eq.datasets.dendrite_circuit(3, seed=0, n_inputs=0)
+    with pytest.raises(ValueError, match="g_leak must be positive"):
+        eq.datasets.dendrite_circuit(3, seed=0, g_leak=0 * uS)
+    with pytest.raises(TypeError, match="C must have units"):
+        eq.datasets.dendrite_circuit(3, seed=0, C=1e-9)
+
+
+def test_waveforms_and_conductances_of_one_seed_are_independent_streams():
+    """The same integer seed must not tie the data to the circuit's conductances."""
+    c = eq.datasets.dendrite_circuit(4, seed=0)
+    g = np.asarray(c.connections["x->h"].values / uS, dtype=float).ravel()
+    x = eq.datasets.multisine(1, tau_omega=1.0, dt=0.05 * ms, duration=20 * ms, seed=0,
+                              n_components=len(g))
+    # the first draws of multisine are log-frequencies, of dendrite_circuit conductances
+    # (both uniform): with a shared stream they would be the same underlying doubles
+    u_g = (g - 0.5) / 1.5
+    u_x = np.asarray(eq.datasets._rng(0, eq.datasets._STREAM_MULTISINE).uniform(0, 1, len(g)))
+    assert not np.allclose(u_g, u_x)
+    assert x.n_steps == 400

@@ -1,6 +1,6 @@
 """Bias map: Lagrangian EP against the exact gradient of time-varying circuits.
 
-Case ``bias_map``: the seed's estimator (:class:`ephys_eqprop.LagrangianEP`,
+Case ``bias_map``: Kendall's (2021) Lagrangian EP (:class:`ephys_eqprop.LagrangianEP`,
 one-sided and symmetric) against the exact gradient of the simulated loss
 (:class:`ephys_eqprop.Adjoint`) on random RC and RLC networks driven by sinusoids,
 over the normalised frequency τω and the nudge strength β (DESIGN §3.1); the
@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from brian2 import amp, nF, ohm, second, uS, volt
+from brian2 import Quantity, amp, nF, ohm, second, uS, volt
 from brian2.units.allunits import henry, weber
 
 import ephys_eqprop as eq
+from ephys_eqprop.elements.base import check_quantity
 
 from .framework import case, new_figure
 
@@ -31,7 +32,7 @@ GROUP = "Gradient fidelity"
 #: Node capacitance and leak of the random circuits: the nominal time constant
 #: ``TAU = C_NODE / G_LEAK = 1 ms`` that τω refers to. The synapses add 2–10 µS at a
 #: node, so the circuits' own relaxation times are shorter (about 0.1–0.5 TAU); the
-#: series-RL branches of the RLC networks add slower modes (L/R = 5 TAU).
+#: series-RL branches of the RLC networks add slower modes (L/R = 2.5–10 TAU).
 C_NODE, G_LEAK = 1 * nF, 1 * uS
 TAU = float(C_NODE / G_LEAK)
 
@@ -47,7 +48,7 @@ def random_dynamic_circuit(kind: str, rng: np.random.Generator, *, n_in: int = 2
     * ``"rc"``: nothing more;
     * ``"rlc"``: every hidden–output pair also gets a series-RL inductor branch
       ``h~y`` with ``L = (0.5–2) TAU²/C_NODE`` (LC resonance near ω = 1/TAU) and
-      ``R = 0.2 L/TAU`` (L/R = 5 TAU);
+      ``R = 0.2 L_0/TAU`` for the nominal ``L_0 = TAU²/C_NODE`` (L/R = 2.5–10 TAU);
     * ``"nonlinear"``: the hidden nodes are diode neurons (±0.3 V) with a saturating
       charge curve ``q = C0 v + C1 V_s tanh(v/V_s)``, and the inductor branches are
       nonlinear (:class:`~ephys_eqprop.models.NonlinearInductor`, saturating at
@@ -109,7 +110,7 @@ def random_dynamic_circuit(kind: str, rng: np.random.Generator, *, n_in: int = 2
 def sinusoids(tau_omega: float, rng: np.random.Generator, *, n_samples: int = 2,
               n_in: int = 2, n_out: int = 2, periods: float = 1.0,
               min_duration: float = 3.0, steps_per_tau: int = 20,
-              steps_per_period: int = 200, amplitude: float = 0.5):
+              steps_per_period: int = 200, amplitude: Quantity = 0.5 * volt):
     """Sinusoidal inputs and targets at the angular frequency ``tau_omega / TAU``.
 
     Every channel has its own random phase; targets have 1/5 of the input
@@ -123,6 +124,19 @@ def sinusoids(tau_omega: float, rng: np.random.Generator, *, n_samples: int = 2,
         Normalised angular frequency τω (dimensionless).
     rng : numpy.random.Generator
         Source of the phases.
+    n_samples : int
+        Number of waveforms (batch samples).
+    n_in, n_out : int
+        Input and target channels.
+    periods : float
+        Length of the run in periods of the sinusoid.
+    min_duration : float
+        Shortest run, in units of TAU.
+    steps_per_tau, steps_per_period : int
+        Resolution: the time step is ``min(TAU / steps_per_tau, period /
+        steps_per_period)``.
+    amplitude : Quantity, volt
+        Input amplitude (targets: a fifth of it).
 
     Returns
     -------
@@ -132,6 +146,7 @@ def sinusoids(tau_omega: float, rng: np.random.Generator, *, n_samples: int = 2,
     """
     if not tau_omega > 0:
         raise ValueError(f"tau_omega must be positive; got {tau_omega!r}.")
+    amplitude = float(check_quantity("amplitude", amplitude, volt, allow_array=False))
     omega = tau_omega / TAU
     period = 2 * np.pi / omega
     dt = min(TAU / steps_per_tau, period / steps_per_period)
@@ -189,7 +204,7 @@ def _grid(quick: bool):
                 symmetric=[False, True], fd_at=[0.1, 1.0, 10.0])
 
 
-#: the quasi-static acceptance of issue 4: relative error ≤ 1e-2 at τω ≤ 0.01
+#: the quasi-static acceptance criterion: relative error ≤ 1e-2 at τω ≤ 0.01
 QS_TAU_OMEGA, QS_TOLERANCE = 0.01, 1e-2
 
 
@@ -218,7 +233,7 @@ def bias_map(ctx):
     Lagrangian EP is exact only in the quasi-static limit (DESIGN §3.1): its bias grows
     with τω and is a measured property of the estimator, reported in the figures and in
     `bias_map_table.md` (informational). The pass/fail figures are the quasi-static
-    limit at τω = 0.01 (issue 4's acceptance) and the adjoint against finite
+    limit at τω = 0.01 (the acceptance criterion) and the adjoint against finite
     differences.
     """
     grid = _grid(ctx.quick)
@@ -259,18 +274,18 @@ def bias_map(ctx):
                 results += [
                     ctx.at_most(f"{label}: Adjoint vs central differences, 1 − cosine, "
                                 f"τω = {tw:g}, {n_par} parameters", 1 - cos, 1e-4,
-                                note="issue 4 acceptance (cosine ≥ 0.9999); both "
+                                note="acceptance criterion (cosine ≥ 0.9999); both "
                                      "differentiate the same forward-Euler loss, so only "
                                      "the O(eps²) = 1e-8 truncation of the differences "
                                      "separates them. Worst connection."),
                     ctx.at_most(f"{label}: Adjoint vs central differences, relative error, "
                                 f"τω = {tw:g}", rel, 1e-3,
-                                note="issue 4 acceptance; truncation O(eps²) = 1e-8 and "
+                                note="acceptance criterion; truncation O(eps²) = 1e-8 and "
                                      "rounding ~1e-16/eps of the differences. Worst "
                                      "connection (conductances and inductances have "
                                      "different units)."),
                 ]
-        # the quasi-static limit (issue 4 acceptance)
+        # the quasi-static limit (acceptance criterion)
         i_qs = int(np.argmin(np.abs(np.log(np.asarray(grid["tau_omegas"]) / QS_TAU_OMEGA))))
         tw_qs = grid["tau_omegas"][i_qs]
         for sym in grid["symmetric"]:
@@ -278,7 +293,7 @@ def bias_map(ctx):
             results.append(ctx.at_most(
                 f"{label}: LagrangianEP {'symmetric' if sym else 'one-sided'}, β = "
                 f"{beta_min:g}, relative error at τω = {tw_qs:g}", rel, QS_TOLERANCE,
-                note="issue 4 acceptance: Lagrangian EP is exact in the quasi-static limit. "
+                note="acceptance criterion: Lagrangian EP is exact in the quasi-static limit. "
                      "Its bias grows about linearly in τω (runs of 1 to 8 periods at "
                      "τω = 0.1 give the same error: not the start-up transient), plus "
                      "O(β) one-sided and O(β²) symmetric."))

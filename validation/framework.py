@@ -203,8 +203,9 @@ def registered_cases() -> list[Case]:
     """The registered cases in report order.
 
     The built-in case modules are imported first (they register their cases on
-    import). Built-in cases are ordered by module (analytic circuits, ngspice,
-    gradients), then any other registered case; within a module, in registration order.
+    import). Built-in cases are ordered by module (analytic circuits, dynamic
+    circuits, ngspice, gradients, bias map), then any other registered case; within a
+    module, in registration order.
     """
     import importlib
 

@@ -74,6 +74,9 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
     expected = DIMENSIONLESS if plain else get_dimensions(unit)
     if not have_same_dimensions(value, unit if not isinstance(unit, int) else 1):
         got = get_dimensions(value)
+        if expected is DIMENSIONLESS:
+            raise TypeError(f"{name} must be dimensionless (a plain number); got {value!r} "
+                            f"with dimensions {got}.")
         unit_name = _unit_name(unit)
         import brian2
 
