@@ -28,7 +28,7 @@
 #   backwards in time** — and each synapse integrates the product of its own voltage
 #   drops in the two runs: `dC/dg = ∫ (λ_a − λ_b)(v_a − v_b) dt`. Local in space, but
 #   it needs the forward trajectory stored and a run in reverse time.
-# * **`LagrangianEP(beta)`** — the seed's estimator (Kendall 2021). Two runs forward in
+# * **`LagrangianEP(beta)`** — Lagrangian EP (Kendall 2021). Two runs forward in
 #   time, one nudged towards the target (a small current `β g_n (y − v)` into the soma)
 #   and one nudged away; each synapse integrates `½ Δv²` across itself in both and takes
 #   the difference over `2β`. Local in space **and** time — a rule a physical synapse
@@ -294,16 +294,17 @@ fig.tight_layout()
 save(fig, "03_gradient_cosine.png")
 
 # %% [markdown]
-# At `τω = 0.1` Lagrangian EP points along the exact gradient (cosine 1.0000 in our
-# runs, length within 1 %): the inputs change slowly, the circuit stays close to its
+# At `τω = 0.1` Lagrangian EP points along the exact gradient (cosine 0.9988 in our
+# runs, length within 2 %): the inputs change slowly, the circuit stays close to its
 # instantaneous steady state, and the forward-in-time nudge measures what the
-# backward-in-time adjoint measures. At `τω = 1` the cosine has dropped to 0.93 and the
-# estimate is about half as long; at `τω = 2` it is 0.49, and at `τω = 3` it no longer
-# points downhill. There the soma lags the inputs by a sizeable part of a period, and a
-# nudge that acts on the present cannot credit the conductances for what they did in
-# the past. (The numbers depend on the circuit and the waveforms: on the random
-# networks of the validation suite's bias map, driven by pure sinusoids, the cosine at
-# `τω = 1` is 0.86 for the RC network and 0.53 for the RLC one.)
+# backward-in-time adjoint measures. At `τω = 1` the cosine has dropped to 0.85 and the
+# estimate is about half as long; at `τω = 2` it is −0.09 — no better than a random
+# direction — and from `τω = 3` it points uphill (−0.58, −0.75 at `τω = 5`). There the
+# soma lags the inputs by a sizeable part of a period, and a nudge that acts on the
+# present cannot credit the conductances for what they did in the past. (The numbers
+# depend on the circuit and the waveforms: on the random networks of the validation
+# suite's bias map, driven by pure sinusoids, the cosine at `τω = 1` is 0.86 for the RC
+# network and 0.53 for the RLC one.)
 #
 # ## 4. Training the same student with both estimators
 #
@@ -411,29 +412,31 @@ save(fig, "03_waveforms_after.png")
 #
 # | | `τω = 1` | `τω = 2` |
 # |---|---|---|
-# | cosine of Lagrangian EP to the exact gradient, initial student | 0.93 | 0.49 |
-# | the same along Lagrangian EP's own training path: min, last | 0.33, 0.33 | 0.27, 0.80 |
-# | soma RMS error on the test waveforms, before | 2.49 mV | 2.30 mV |
-# | after 40 epochs with `Adjoint` | 0.049 mV | 0.071 mV |
-# | after 40 epochs with `LagrangianEP` | 0.126 mV | 1.04 mV |
-# | final test loss, Lagrangian EP / Adjoint | 6.6 | 217 |
+# | cosine of Lagrangian EP to the exact gradient, initial student | 0.85 | −0.09 |
+# | the same along Lagrangian EP's own training path: min, last | −0.85, 0.91 | −0.86, 0.68 |
+# | soma RMS error on the test waveforms, before | 2.73 mV | 2.93 mV |
+# | after 40 epochs with `Adjoint` | 0.009 mV | 0.029 mV |
+# | after 40 epochs with `LagrangianEP` | 0.014 mV | 5.81 mV |
+# | final test loss, Lagrangian EP / Adjoint | 2.3 | 4e4 |
 #
-# The adjoint gradient agrees with central finite differences to 2.6e-9 (relative);
-# β = 0.01 and β = 0.001 change the Lagrangian-EP estimate by 5.8e-6, so its
-# disagreement with the adjoint is its time bias. At `τω = 1` both estimators learn,
-# Lagrangian EP about as fast at first, but its gradient turns away from the exact one
-# as the error shrinks (cosine 0.33 at the end) and it settles at 2.6 times the RMS
-# error of the adjoint-trained student. At `τω = 2` its first steps go about 60° off
-# the exact direction (cosine 0.49, then 0.27 after the first epoch): the test error
-# first *rises* to ~4 mV and then creeps down, reaching 1.04 mV after 40 epochs while
-# the adjoint-trained student is at 0.07 mV.
+# The adjoint gradient agrees with central finite differences to 1.8e-9 (relative);
+# β = 0.01 and β = 0.001 change the Lagrangian-EP estimate by 5.1e-6, so its
+# disagreement with the adjoint is its time bias. At `τω = 1` both estimators learn
+# and, for 30 epochs, equally fast — Lagrangian EP's cosine stays near 0.9 and it is
+# even ahead for a while — but close to the best fit its bias outweighs the remaining
+# gradient: at epoch 33 its estimate points uphill (cosine −0.85), the error rises
+# again and it ends at 1.5 times the RMS error of the adjoint-trained student. At
+# `τω = 2` it never gets started: its first steps go uphill (cosines −0.45 to −0.86
+# over the first ten epochs), the test error doubles, and where its gradient finally
+# turns downhill the steps have decayed; after 40 epochs it is at 5.8 mV, worse than
+# the initial student, while the adjoint-trained one is at 0.03 mV.
 # Per gradient the two cost about the same here (three forward runs — free and ±β —
 # against a forward and a backward run; the benchmark prints the times).
 #
 # The price of exactness is non-locality in time: the adjoint needs the stored forward
 # trajectory (here 940 steps × 7 voltages × 8 copies) and a run in reverse time.
 # Lagrangian EP needs neither — which is why it is interesting for physical learning
-# machines — but in this circuit it needs inputs slower than about `τω ≈ 1`.
+# machines — but in this circuit it needs inputs no faster than about `τω ≈ 1`.
 # `python benchmarks/train_waveforms.py` repeats the training in four regimes
 # (`τω = 0.1, 1, 2, 5`) and prints a table with the times per gradient.
 
