@@ -129,6 +129,13 @@ def _count(name: str, value, minimum: int) -> int:
     return n
 
 
+def _positive(name: str, value, unit) -> None:
+    """A positive scalar quantity with the dimensions of ``unit``, else a clear error."""
+    check_quantity(name, value, unit, allow_array=False)
+    if not float(value) > 0:
+        raise ValueError(f"{name} must be positive; got {value}.")
+
+
 def _rng(seed, stream: int) -> np.random.Generator:
     """Generator of one stream of ``seed`` (independent of the other streams)."""
     return np.random.default_rng([_count("seed", seed, 0), stream])
@@ -178,10 +185,9 @@ def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quant
         below 1, fewer than 2 steps, or a band whose highest frequency is not sampled
         at least 4 times per period (ω_max dt ≥ π/2).
     """
-    for name, q in (("dt", dt), ("duration", duration), ("tau", tau), ("peak", peak)):
-        check_quantity(name, q, volt if name == "peak" else second, allow_array=False)
-        if not float(q) > 0:
-            raise ValueError(f"{name} must be positive; got {q}.")
+    for name, q, unit in (("dt", dt, second), ("duration", duration, second),
+                          ("tau", tau, second), ("peak", peak, volt)):
+        _positive(name, q, unit)
     check_quantity("tau_omega", tau_omega, 1, allow_array=False)
     tau_omega = float(tau_omega)
     if not tau_omega > 0:
@@ -256,10 +262,8 @@ def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
 
     n = _count("n_compartments", n_compartments, 2)
     n_inputs = _count("n_inputs", n_inputs, 1)
-    for name, q, unit in (("C", C, nF), ("g_leak", g_leak, uS)):
-        check_quantity(name, q, unit, allow_array=False)
-        if not float(q) > 0:
-            raise ValueError(f"{name} must be positive; got {q}.")
+    _positive("C", C, nF)
+    _positive("g_leak", g_leak, uS)
     rng = _rng(seed, _STREAM_DENDRITE)
     node = models.CapacitorNode(C=C, g_leak=g_leak)
     c = Circuit()
