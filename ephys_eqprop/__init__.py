@@ -1,9 +1,10 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import datasets, dynamics, learning, losses, models, netlist
-from .circuit import Circuit, CircuitError, layered
+from . import datasets, dynamics, elements, estimators, learning, losses, models, netlist
+from .circuit import Circuit, ParameterSpec, layered
 from .dynamics import TimeSeries
+from .errors import CircuitError, StaticPhaseWarning
 from .estimators import (
     EP,
     Adjoint,
@@ -12,7 +13,9 @@ from .estimators import (
     FiniteDifference,
     GradientInfo,
     LagrangianEP,
+    StaticEstimator,
     SymmetricEP,
+    TimeVaryingEstimator,
 )
 from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
 from .network import CircuitNetwork
@@ -36,16 +39,22 @@ __all__ = [
     "History",
     "LagrangianEP",
     "Momentum",
+    "ParameterSpec",
     "SGD",
     "Settle",
     "SettleReport",
     "SettleWarning",
+    "StaticEstimator",
+    "StaticPhaseWarning",
     "SteadyState",
     "SymmetricEP",
     "TimeSeries",
+    "TimeVaryingEstimator",
     "Trainer",
     "datasets",
     "dynamics",
+    "elements",
+    "estimators",
     "exact_gradient",
     "layered",
     "learning",

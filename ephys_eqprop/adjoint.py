@@ -1,30 +1,32 @@
-"""The adjoint circuit: exact gradients of time-varying circuits (DESIGN §3.2).
+"""The adjoint circuit: exact gradients of time-varying circuits (``docs/physics.md``, §5).
 
-The forward run integrates every state ``x`` (node voltages, branch states such
-as inductor fluxes) with forward Euler, ``x_{n+1} = x_n + dt f(x_n, u_n)``
-(``scheme="euler"``), and the loss is ``C = Σ_n dt m_n c(x_n)``. Its exact
-gradient comes from the adjoint recursion
+The forward run integrates every state ``x`` — node voltages, node-element states
+(gates, fluxes of branches to ground), branch states (inductor fluxes) — with
+forward Euler, ``x_{n+1} = x_n + dt f(x_n, u_n)`` (``scheme="euler"``), from
+``x_0 = x_0(θ)``, and the loss is ``C = Σ_n dt m_n c(x_n)``. Its exact gradient
+comes from the adjoint recursion
 
     a_n = a_{n+1} + dt J_n^T a_{n+1} + dt m_n ∂c/∂x_n,     a_N = 0,
-    dC/dθ = Σ_n dt a_{n+1} · ∂f/∂θ (x_n),
+    dC/dθ = Σ_n dt a_{n+1} · ∂f/∂θ (x_n)  +  a_0 · ∂x_0/∂θ,
 
 which is itself forward Euler, in reversed time, of the adjoint ODE
 ``dλ/dτ = J^T λ + ∂c/∂x``. This module builds that ODE as Brian2 objects with
 the circuit's own topology:
 
-* per node group, an adjoint group with charge-like state ``lam = ∂C/∂v``
-  (coulomb) and the *adjoint voltage* ``nu = lam / Q'(v)``;
-* per connection, adjoint synapses with one state ``mu_<s> = ∂C/∂s`` per branch
-  state and an accumulator of the gradient of the learnable parameter.
+* per node group, an adjoint group whose states are ``lam = ∂C/∂v`` (coulomb),
+  one ``mu_<s> = ∂C/∂s`` per node-element state, and one accumulator
+  ``grad_<p>`` per learnable per-node parameter; its *adjoint voltage* is
+  ``nu = lam / Q'(v)``;
+* per connection, adjoint synapses with one state ``mu_<s>`` per branch state
+  and the accumulator ``grad`` of the learnable parameter.
 
-Every entry of the Jacobian ``J`` and of ``∂f/∂θ`` is derived with sympy from the
-same expression strings that generate the forward Brian2 equations (element
-currents, state derivatives, shunt currents, capacitor charges), evaluated on
-the recorded free trajectory, which the reverse run reads from ``TimedArray``
-objects. For a reciprocal linear circuit the adjoint equations are those of the
-circuit itself with its sources off, driven by the current ``-∂c/∂v`` at the
-outputs: ``nu`` obeys the node equations of the original circuit, in reversed
-time.
+Every entry of ``J`` and of ``∂f/∂θ`` is derived with sympy from the same
+expression strings that generate the forward Brian2 equations (element currents,
+state derivatives, capacitor charges), and evaluated on the recorded free
+trajectory, which the reverse run reads from ``TimedArray`` objects. For a
+reciprocal linear circuit the adjoint equations are those of the circuit itself
+with its sources off, driven by the current ``-∂c/∂v`` at the outputs: ``nu``
+obeys the node equations of the original circuit, in reversed time.
 """
 
 from __future__ import annotations
@@ -40,31 +42,35 @@ from brian2 import (
     joule,
     second,
 )
-from brian2.units.fundamentalunits import DIMENSIONLESS
-from brian2.utils.stringtools import word_substitute
 
-from .circuit import CircuitError
 from .dynamics import operation
-from .elements.base import differentiate
+from .errors import CircuitError
+from .expressions import differentiate, is_zero, numpy_function, rename, unit_string
 
 __all__ = ["AdjointCircuit"]
 
 
-def _unit_str(q) -> str:
-    dim = get_dimensions(q)
-    return "1" if dim is DIMENSIONLESS else repr(dim)
-
-
-def _d(expr: str, var: str, what: str) -> str:
+def derivative(expr: str, var: str, what: str) -> str:
+    """∂expr/∂var (a Brian2 string, ``"0"`` if independent), errors as CircuitError."""
     try:
         return differentiate(expr, var, what)
     except ValueError as ex:
         raise CircuitError(f"Adjoint: {ex}") from ex
 
 
-def _times(coef: str, factor: str) -> str | None:
-    """``(coef)*(factor)``, or None if ``coef`` is zero."""
-    return None if coef.strip() == "0" else f"({coef})*({factor})"
+def scaled(coefficient: str, factor: str) -> str | None:
+    """``(coefficient)*(factor)``, or ``None`` if the coefficient is zero."""
+    return None if is_zero(coefficient) else f"({coefficient})*({factor})"
+
+
+def total(terms, zero_unit: str) -> str:
+    """The sum of the non-``None`` terms, or a zero with the right units."""
+    terms = [t for t in terms if t is not None]
+    return " + ".join(terms) if terms else f"0*{zero_unit}"
+
+
+def _units(q) -> str:
+    return unit_string(q)
 
 
 class AdjointCircuit:
@@ -85,20 +91,20 @@ class AdjointCircuit:
         circ = net.circuit
         self.groups: dict[str, NeuronGroup] = {}
         self.synapses: dict[str, Synapses] = {}
-        self.drives: dict[str, list] = {}
         objects = []
-        incident = {name: [] for name in circ.nodes}
+        # the adjoint currents each node receives from its branches (summed variables)
+        branch_currents = {name: [] for name in circ.nodes}
         for conn in circ.connections.values():
-            incident[conn.post].append(f"S{conn.ident}_in")
+            branch_currents[conn.post].append(f"S{conn.ident}_in")
             if conn.pre in circ.nodes:
-                incident[conn.pre].append(f"S{conn.ident}_out")
+                branch_currents[conn.pre].append(f"S{conn.ident}_out")
         for name, spec in circ.inputs.items():
             grp = NeuronGroup(spec.size * net.batch, "v_f : volt", dt=net.dt,
                               name=f"adj_input_{name}*")
             self.groups[name] = grp
             objects.append(grp)
         for name, spec in circ.nodes.items():
-            grp = self._node_group(name, spec, incident[name])
+            grp = self._node_group(name, spec, branch_currents[name])
             self.groups[name] = grp
             objects.append(grp)
         for conn in circ.connections.values():
@@ -108,48 +114,63 @@ class AdjointCircuit:
         self.network = Network(*objects)
 
     # ------------------------------------------------------------------ construction
-    def _node_group(self, name, spec, summed):
-        model = spec.model
-        net = self.net
-        to_f = {"v": "v_f"}
-        g_terms, params = ["g_leak"], []
-        for prefix, shunt in model.shunt_prefixes():
-            try:
-                g = shunt.conductance_expr(prefix)
-            except Exception as ex:
-                raise CircuitError(f"Adjoint: cannot differentiate the current of {shunt!r} "
-                                   f"with sympy: {ex}") from ex
-            g_terms.append(f"({word_substitute(g, to_f)})")
-            for p in shunt.parameters:
-                params.append((prefix + p.name, shunt.values[p.name]))
+    def _node_group(self, name, spec, branch_currents):
+        model, net = spec.model, self.net
+        states = model.state_equations()
+        forward = {"v": "v_f", **{var.name: f"{var.name}_f" for var, _, _, _ in states}}
+        current = model.element_current()
+        what = f"current of the elements of node group {name!r}"
+
+        def d(expr, wrt, kind):
+            return rename(derivative(expr, wrt, kind), forward)
+
+        def pull(wrt):
+            """Σ_k ∂f_k/∂wrt · a_k over this node's own equations (v and its states)."""
+            terms = [scaled(d(current, wrt, what), "nu")]
+            for var, rhs, _, _ in states:
+                terms.append(scaled(d(rhs, wrt, f"derivative of state {var.name!r}"),
+                                    f"mu_{var.name}"))
+            return terms
+
         cap = model.capacitance_expr()
-        own = [f"-({' + '.join(g_terms)})*nu"]
+        own = pull("v")
         eqs = [
-            "dlam/dt = A_own + S_tot + F : coulomb",
             "nu = lam/Cv_f : volt",
-            f"Cv_f = {word_substitute(cap, to_f)} : farad",
+            f"Cv_f = {rename(cap, forward)} : farad",
             "v_f : volt",
-            "F : amp",
+            "I_adj_loss : amp",
             "C : farad",
             "g_leak : siemens",
-            "S_tot = " + " + ".join(summed + ["0*amp"]) + " : amp",
+            "I_adj_branches = " + " + ".join(branch_currents + ["0*amp"]) + " : amp",
         ]
         if model.nonlinear:
-            dcap = _d(cap, "v", "capacitance Q'(v) of a nonlinear capacitor")
+            dcap = derivative(cap, "v", "capacitance Q'(v) of a nonlinear capacitor")
             if dcap != "0":
-                own.append(f"-I_f*({word_substitute(dcap, to_f)})*nu/Cv_f")
+                own.append(f"-I_f*({rename(dcap, forward)})*nu/Cv_f")
                 eqs.append("I_f : amp")
-        eqs.append("A_own = " + " ".join(own) + " : amp")
-        eqs += [f"{s} : amp" for s in summed]
-        eqs += [f"{p} : {_unit_str(v)}" for p, v in params]
-        eqs += [f"q_{p} : {_unit_str(v)} (shared, constant)"
-                for p, v in model.charge_params.items()]
+        eqs.append("A_own = " + total(own, "amp") + " : amp")
+        eqs.append("dlam/dt = A_own + I_adj_branches + I_adj_loss : coulomb")
+        for var, _, _, _ in states:
+            unit = joule / var.unit
+            eqs.append(f"dmu_{var.name}/dt = {total(pull(var.name), _units(unit / second))} : "
+                       f"{_units(unit)}")
+            eqs.append(f"{var.name}_f : {_units(var.unit)}")
+        for var in model.learnable_variables():
+            unit = joule / var.unit
+            eqs.append(f"dgrad_{var.name}/dt = {total(pull(var.name), _units(unit / second))} : "
+                       f"{_units(unit)}")
+            if var.name != "g_leak":
+                eqs.append(f"{var.name} : {_units(var.unit)}")
+        eqs += [f"{s} : amp" for s in branch_currents]
+        eqs += [f"{var.name} : {_units(var.unit)} (shared, constant)"
+                for var in model.constant_variables()]
+        eqs += [f"q_{p} : {_units(v)} (shared, constant)" for p, v in model.charge_params.items()]
         grp = NeuronGroup(spec.n * net.batch, "\n".join(eqs), method="euler", dt=net.dt,
                           name=f"adj_nodes_{name}*")
         grp.C = model.C
         grp.g_leak = model.g_leak
-        for p, v in params:
-            setattr(grp, p, v)
+        for var in model.constant_variables():
+            setattr(grp, var.name, model.value(var))
         for p, v in model.charge_params.items():
             setattr(grp, "q_" + p, v)
         grp.state_updater.when = "after_groups"  # same step order as the forward run
@@ -161,44 +182,43 @@ class AdjointCircuit:
         theta = el.learnable
         pre_is_node = conn.pre in circ.nodes
         states = [st.name for st in el.states]
-        to_f = {"v_pre": "v_f_pre", "v_post": "v_f_post"}
-        to_f.update({s: f"{s}_f" for s in states})
-        to_f.update({p.name: "p_" + p.name for p in el.parameters})
+        forward = {"v_pre": "v_f_pre", "v_post": "v_f_post"}
+        forward.update({s: f"{s}_f" for s in states})
+        forward.update({p.name: "p_" + p.name for p in el.parameters})
         what = f"current of {el!r} (connection {conn.name!r})"
 
-        def deriv(expr, var, kind):
-            return word_substitute(_d(expr, var, kind), to_f)
+        def d(expr, wrt, kind):
+            return rename(derivative(expr, wrt, kind), forward)
 
-        cur = el.current
-        D = "nu_post" if (el.directed or not pre_is_node) else "(nu_post - nu_pre)"
+        # the adjoint voltage difference the branch current acts across
+        across = "nu_post" if (el.directed or not pre_is_node) else "(nu_post - nu_pre)"
 
-        def combine(var, zero):
-            """Σ_k (∂I_k/∂var) ν_k + Σ_j (∂h_j/∂var) μ_j as an expression."""
-            terms = [_times(deriv(cur, var, what), D)]
+        def pull(wrt, zero):
+            """Σ_k (∂I_k/∂wrt) ν_k + Σ_j (∂h_j/∂wrt) μ_j as an expression."""
+            terms = [scaled(d(el.current, wrt, what), across)]
             for st in el.states:
-                terms.append(_times(deriv(st.rhs, var, f"derivative of state {st.name!r} of "
-                                                       f"{el!r}"), f"mu_{st.name}"))
-            terms = [t for t in terms if t is not None]
-            return " + ".join(terms) if terms else f"0*{zero}"
+                terms.append(scaled(d(st.rhs, wrt, f"derivative of state {st.name!r} of "
+                                                   f"{el!r}"), f"mu_{st.name}"))
+            return total(terms, zero)
 
         q_theta = Quantity(1.0, dim=get_dimensions(conn.values))
         eqs = [
-            f"{theta} : {_unit_str(q_theta)}",
+            f"{theta} : {_units(q_theta)}",
             "k_syn : integer (constant)",
-            f"dgrad/dt = {combine(theta, _unit_str(joule / q_theta / second))} : "
-            f"{_unit_str(joule / q_theta)} (clock-driven)",
-            f"S{conn.ident}_in_post = {combine('v_post', 'amp')} : amp (summed)",
+            f"dgrad/dt = {pull(theta, _units(joule / q_theta / second))} : "
+            f"{_units(joule / q_theta)} (clock-driven)",
+            f"S{conn.ident}_in_post = {pull('v_post', 'amp')} : amp (summed)",
         ]
         if pre_is_node:
-            eqs.append(f"S{conn.ident}_out_pre = {combine('v_pre', 'amp')} : amp (summed)")
+            eqs.append(f"S{conn.ident}_out_pre = {pull('v_pre', 'amp')} : amp (summed)")
         for st in el.states:
-            q_st = 1.0 * st.unit
-            zero = _unit_str(joule / q_st / second)
-            eqs.append(f"dmu_{st.name}/dt = {combine(st.name, zero)} : "
-                       f"{_unit_str(joule / q_st)} (clock-driven)")
-            eqs.append(f"{st.name}_f : {_unit_str(q_st)}")
+            q_st = st.quantity
+            zero = _units(joule / q_st / second)
+            eqs.append(f"dmu_{st.name}/dt = {pull(st.name, zero)} : "
+                       f"{_units(joule / q_st)} (clock-driven)")
+            eqs.append(f"{st.name}_f : {_units(q_st)}")
         for par in el.parameters:
-            eqs.append(f"p_{par.name} : {_unit_str(el.values[par.name])} (shared, constant)")
+            eqs.append(f"p_{par.name} : {_units(el.values[par.name])} (shared, constant)")
         syn = Synapses(self.groups[conn.pre], self.groups[conn.post], "\n".join(eqs),
                        method="euler", dt=net.dt, name=f"adj_syn_{conn.ident}*")
         i, j = net._syn_index[conn.name]
@@ -222,60 +242,118 @@ class AdjointCircuit:
         Returns
         -------
         dict of str to numpy.ndarray
-            Flat per-synapse gradients ``dC/dθ`` (SI), summed over the batch.
+            Flat gradients ``dC/dθ`` (SI) by parameter name, summed over the batch.
         """
         net, circ = self.net, self.net.circuit
         dt = float(net.dt)
         N = dcdv.shape[0]
         t0 = float(self.network.t)
-        ns = {"t_start": t0 * second}
+        namespace = {"t_start": t0 * second}
         drives = []
 
-        def ta(key, arr):
-            ns[key] = TimedArray(np.ascontiguousarray(arr[::-1]), dt=dt * second,
-                                 name=f"{key}*")
+        def reversed_in_time(key, arr):
+            """A TimedArray holding ``arr`` (shape (N, size)) from its last step to its first."""
+            namespace[key] = TimedArray(np.ascontiguousarray(arr[::-1]), dt=dt * second,
+                                        name=f"{key}*")
             return key
 
         for name in circ.inputs:
-            k = ta(f"ta_in_{name}", traj.v[name][:N])
+            k = reversed_in_time(f"ta_in_{name}", traj.v[name][:N])
             drives.append(operation(self.groups[name],
-                f"v_f = {k}(t - t_start, i)*volt", when="start", name="adj_drive*"))
+                                    f"v_f = {k}(t - t_start, i)*volt", when="start",
+                                    name="adj_drive*"))
         for name, spec in circ.nodes.items():
-            grp = self.groups[name]
+            grp, fwd = self.groups[name], net.groups[name]
             v = traj.v[name]
-            code = [f"v_f = {ta(f'ta_v_{name}', v[:N])}(t - t_start, i)*volt"]
+            code = [f"v_f = {reversed_in_time(f'ta_v_{name}', v[:N])}(t - t_start, i)*volt"]
+            for var in spec.model.state_variables():
+                k = reversed_in_time(f"ta_s_{name}_{var.name}",
+                                     traj.node_states[(name, var.name)][:N])
+                code.append(f"{var.name}_f = {k}(t - t_start, i)*{_units(var.unit)}")
+                grp.variables[f"mu_{var.name}"].set_value(0.0)
             if "I_f" in grp.variables:
                 cap = spec.model.charge_numeric()[1]
                 I_f = cap(v[:N]) * (v[1:N + 1] - v[:N]) / dt
-                code.append(f"I_f = {ta(f'ta_I_{name}', I_f)}(t - t_start, i)*amp")
+                code.append(f"I_f = {reversed_in_time(f'ta_I_{name}', I_f)}(t - t_start, i)*amp")
             if name == circ.output:
-                code.append(f"F = {ta('ta_F', dcdv.reshape(N, -1))}(t - t_start, i)*amp")
+                k = reversed_in_time("ta_loss", dcdv.reshape(N, -1))
+                code.append(f"I_adj_loss = {k}(t - t_start, i)*amp")
             drives.append(operation(grp, "\n".join(code), when="start", name="adj_drive*"))
-            grp.variables["lam"].set_value(np.zeros(grp.variables["lam"].size))
+            grp.variables["lam"].set_value(0.0)
+            grp.variables["g_leak"].set_value(fwd.variables["g_leak"].get_value())
+            for var in spec.model.learnable_variables():
+                grp.variables[f"grad_{var.name}"].set_value(0.0)
+                grp.variables[var.name].set_value(fwd.variables[var.name].get_value())
         for name, conn in circ.connections.items():
             syn = self.synapses[name]
             theta = conn.element.learnable
             syn.variables[theta].set_value(net.synapses[name].variables[theta].get_value())
-            syn.variables["grad"].set_value(np.zeros(syn.variables["grad"].size))
+            syn.variables["grad"].set_value(0.0)
             code = []
             for st in conn.element.states:
-                var = syn.variables[f"mu_{st.name}"]
-                var.set_value(np.zeros(var.size))
-                k = ta(f"ta_s_{conn.ident}_{st.name}", traj.states[(name, st.name)][:N])
-                code.append(f"{st.name}_f = {k}(t - t_start, k_syn)*{_unit_str(1.0 * st.unit)}")
+                syn.variables[f"mu_{st.name}"].set_value(0.0)
+                k = reversed_in_time(f"ta_b_{conn.ident}_{st.name}",
+                                     traj.states[(name, st.name)][:N])
+                code.append(f"{st.name}_f = {k}(t - t_start, k_syn)*{_units(st.quantity)}")
             if code:
-                drives.append(operation(syn, "\n".join(code), when="start",
-                                                name="adj_drive*"))
+                drives.append(operation(syn, "\n".join(code), when="start", name="adj_drive*"))
         self.network.add(*drives)
         try:
             with net._target():
-                self.network.run(N * dt * second, namespace=ns)
+                self.network.run(N * dt * second, namespace=namespace)
         finally:
             self.network.remove(*drives)
         out = {}
-        for name in circ.connections:
-            g = np.asarray(self.synapses[name].variables["grad"].get_value())
-            out[name] = g.reshape(net.batch, -1).sum(axis=0)
+        for pname, spec in net.params.items():
+            if spec.kind == "connection":
+                g = np.asarray(self.synapses[pname].variables["grad"].get_value())
+            else:
+                g = np.asarray(self.groups[spec.owner].variables[f"grad_{spec.variable}"]
+                               .get_value())
+            out[pname] = g.reshape(net.batch, -1).sum(axis=0)
+        self._add_initial_state_terms(traj, out)
         self.lam = {n: np.array(self.groups[n].variables["lam"].get_value())
                     for n in circ.nodes}
         return out
+
+    def _add_initial_state_terms(self, traj, out: dict) -> None:
+        """``a_0 · ∂x_0/∂θ``: states whose initial values depend on learnable parameters."""
+        net, circ = self.net, self.net.circuit
+        for name, spec in circ.nodes.items():
+            model = spec.model
+            learn = [v.name for v in model.learnable_variables()]
+            if not learn:
+                continue
+            consts = {k: v for k, v in model.constants().items() if k not in learn}
+            grp, fwd = self.groups[name], net.groups[name]
+            v0 = traj.v[name][0]
+            args = [np.asarray(fwd.variables[p].get_value()) for p in learn]
+            for var, _, init, _ in model.state_equations():
+                if init is None:
+                    continue
+                mu = np.asarray(grp.variables[f"mu_{var.name}"].get_value())
+                for p in learn:
+                    dinit = derivative(init, p, f"initial value of state {var.name!r}")
+                    if dinit == "0":
+                        continue
+                    f = numpy_function(dinit, ["v", *learn], consts,
+                                       what=f"∂{var.name}(0)/∂{p}")
+                    term = (mu * f(v0, *args)).reshape(net.batch, -1).sum(axis=0)
+                    out[f"{name}.{p}"] = out[f"{name}.{p}"] + term
+        for name, conn in circ.connections.items():
+            el = conn.element
+            theta = el.learnable
+            consts = {k: float(np.asarray(v)) for k, v in el.values.items()}
+            i, j = net._syn_index[name]
+            for st in el.states:
+                if st.init is None:
+                    continue
+                dinit = derivative(st.init, theta, f"initial value of state {st.name!r}")
+                if dinit == "0":
+                    continue
+                f = numpy_function(dinit, ["v_pre", "v_post", theta], consts,
+                                   what=f"∂{st.name}(0)/∂{theta}")
+                mu = np.asarray(self.synapses[name].variables[f"mu_{st.name}"].get_value())
+                g = np.asarray(net.synapses[name].variables[theta].get_value())
+                term = mu * f(traj.v[conn.pre][0][i], traj.v[conn.post][0][j], g)
+                out[name] = out[name] + term.reshape(net.batch, -1).sum(axis=0)

@@ -8,18 +8,49 @@ Brian2 objects (one :class:`~brian2.NeuronGroup` per node group or input, one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Quantity, ms, second, siemens
+from brian2 import Quantity, get_dimensions, ms, second, siemens
 
-from .elements.base import BranchElement, NodeModel, check_quantity, valid_name
+from .elements.base import check_quantity, check_sign, valid_name
+from .elements.branch import BranchElement
+from .elements.node import NodeModel
+from .errors import CircuitError
 
-__all__ = ["Circuit", "CircuitError", "layered"]
+__all__ = ["Circuit", "CircuitError", "ParameterSpec", "layered"]
 
 
-class CircuitError(ValueError):
-    """A circuit description that cannot be built or used as asked."""
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A learnable parameter of a circuit, as estimators, optimizers and checkpoints see it.
+
+    Attributes
+    ----------
+    name : str
+        Its public name: the connection name (``"x->h"``) for a branch element's
+        parameter, ``"<group>.<variable>"`` (``"hh.g_Na"``) for a per-node one.
+    kind : {"connection", "node"}
+    owner : str
+        The connection or node group that holds it.
+    variable : str
+        The Brian2 variable holding it (in the owner's ``Synapses`` or ``NeuronGroup``).
+    unit : Quantity
+        One unit of the parameter.
+    sign : {"nonnegative", "positive", "signed"}
+        Capability: the values it may take (the default bounds of learning).
+    shape : tuple of int
+        Shape of its values in ``get_params``: ``(n_pre, n_post)`` or ``(n_syn,)``
+        for a connection, ``(n,)`` for a node group.
+    """
+
+    name: str
+    kind: str
+    owner: str
+    variable: str
+    unit: Quantity
+    sign: str
+    shape: tuple
 
 
 @dataclass
@@ -39,6 +70,8 @@ class NodeSpec:
     name: str
     n: int
     model: NodeModel
+    #: initial values of the learnable per-node parameters, by node-group variable, shape (n,)
+    values: dict = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -196,7 +229,7 @@ class Circuit:
             parts.append(np.concatenate([arr, -arr], axis=1) if spec.doubled else arr)
         return np.concatenate(parts, axis=1)
 
-    def add_nodes(self, name: str, n: int, model: NodeModel) -> None:
+    def add_nodes(self, name: str, n: int, model: NodeModel, *, values: dict | None = None) -> None:
         """Add a group of ``n`` nodes sharing one node model.
 
         Parameters
@@ -207,6 +240,10 @@ class Circuit:
             Number of nodes.
         model : NodeModel
             E.g. ``eq.models.CapacitorNode(C=1*nF, g_leak=1*uS)``.
+        values : dict of str to Quantity, optional
+            Initial values of the model's learnable per-node parameters, by their
+            node-group name (``{"g_leak": ...}``), each a scalar or shape ``(n,)``;
+            default the values declared by the elements.
         """
         self._check_new_name(name, "Node group")
         if not isinstance(model, NodeModel):
@@ -214,7 +251,45 @@ class Circuit:
                 f"model must be a NodeModel such as eq.models.CapacitorNode(...); got "
                 f"{type(model).__name__}."
             )
-        self.nodes[name] = NodeSpec(name, self._check_count(n, "n"), model)
+        n = self._check_count(n, "n")
+        learnable = {v.name: v for v in model.learnable_variables()}
+        vals = {}
+        for var in learnable.values():
+            vals[var.name] = np.full(n, float(np.asarray(model.value(var))))
+        for key, val in (values or {}).items():
+            if key not in learnable:
+                raise CircuitError(
+                    f"add_nodes({name!r}, values=...) names {key!r}, which is not a learnable "
+                    f"parameter of the node model; its learnable parameters are "
+                    f"{sorted(learnable)} (choose more with learn= on the elements).")
+            q = check_quantity(f"values[{key!r}]", val, learnable[key].unit)
+            check_sign(f"values[{key!r}]", q, model.sign(learnable[key]))
+            arr = np.asarray(q, dtype=float)
+            if arr.shape not in ((), (n,)):
+                raise CircuitError(f"values[{key!r}] must be a scalar or have shape ({n},); got "
+                                   f"{arr.shape}.")
+            vals[key] = np.broadcast_to(arr, (n,)).astype(float).copy()
+        for key in vals:
+            if f"{name}.{key}" in self.connections:
+                raise CircuitError(f"Parameter name {name}.{key} is already a connection name.")
+        self.nodes[name] = NodeSpec(name, n, model, vals)
+
+    def parameters(self) -> dict[str, ParameterSpec]:
+        """Every learnable parameter of the circuit by public name: connections first (in
+        the order they were added), then per-node parameters by group."""
+        out = {}
+        for conn in self.connections.values():
+            el = conn.element
+            out[conn.name] = ParameterSpec(
+                conn.name, "connection", conn.name, el.learnable,
+                Quantity(1.0, dim=get_dimensions(conn.values)), el.sign,
+                conn.shape if conn.dense else (conn.i.size,))
+        for gname, spec in self.nodes.items():
+            for var in spec.model.learnable_variables():
+                out[f"{gname}.{var.name}"] = ParameterSpec(
+                    f"{gname}.{var.name}", "node", gname, var.name, var.unit,
+                    spec.model.sign(var), (spec.n,))
+        return out
 
     def _size(self, name: str, role: str) -> int:
         if name in self.nodes:
@@ -273,6 +348,9 @@ class Circuit:
             raise CircuitError(
                 f"A connection named {name!r} already exists; pass name=... to add another."
             )
+        if any(name == f"{g}.{k}" for g, sp in self.nodes.items() for k in sp.values):
+            raise CircuitError(f"Connection name {name!r} is the name of a node parameter; "
+                               "choose another name.")
         if g is not None and values is not None:
             raise CircuitError("Give the element's parameter values as g= or values=, not both.")
         argname = "g" if values is None else "values"
@@ -377,8 +455,16 @@ class Circuit:
     def check_ground(self, values: dict | None = None) -> None:
         """Raise :class:`CircuitError` if a node has no conductive path to ground.
 
-        A path to ground is a leak, a shunt element, or a connection (with a
-        non-zero parameter) to an input source, possibly through other nodes.
+        A path to ground is a leak, a node element that conducts at DC (a current
+        source does not), or a connection that conducts at DC (with a non-zero
+        parameter) to an input source, possibly through other nodes.
+
+        Parameters
+        ----------
+        values : dict, optional
+            Current parameter values by public name (flat per-synapse arrays for
+            connections, shape ``(n,)`` for node parameters); default the
+            description's initial values.
         """
         offsets = self.node_offsets()
         n = sum(s.n for s in self.nodes.values())
@@ -395,15 +481,19 @@ class Circuit:
             if ra != rb:
                 parent[ra] = rb
 
+        values = values or {}
         for name, spec in self.nodes.items():
-            grounded = float(spec.model.g_leak) > 0 or len(spec.model.shunts) > 0
-            if grounded:
-                for k in range(spec.n):
+            model = spec.model
+            g_leak = values.get(f"{name}.g_leak", spec.values.get("g_leak", model.g_leak))
+            g_leak = np.broadcast_to(np.asarray(g_leak, dtype=float), (spec.n,))
+            elements = any(el.conducts_at_dc for el in model.shunts)
+            for k in range(spec.n):
+                if elements or g_leak[k] > 0:
                     union(offsets[name] + k, n)
         for conn in self.connections.values():
-            if not conn.element.dc_path:
+            if not conn.element.conducts_at_dc:
                 continue
-            vals = np.asarray(values[conn.name] if values and conn.name in values else conn.values)
+            vals = np.asarray(values[conn.name] if conn.name in values else conn.values)
             vals = vals.ravel() if conn.dense else vals
             live = vals != 0
             jj = offsets[conn.post] + conn.j[live]
@@ -420,8 +510,9 @@ class Circuit:
             if bad:
                 raise CircuitError(
                     f"Node(s) {bad[:10]} of group {name!r} have no path to ground: no leak, "
-                    "no shunt and no non-zero connection leading to an input. Their voltage "
-                    "is undefined. Give the node model a g_leak > 0 or connect the nodes."
+                    "no element that conducts at DC (a current source does not) and no "
+                    "non-zero connection leading to an input. Their voltage is undefined. "
+                    "Give the node model a g_leak > 0 or connect the nodes."
                 )
 
     # ------------------------------------------------------------------ build

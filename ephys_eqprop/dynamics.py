@@ -22,8 +22,8 @@ import numpy as np
 from brian2 import Quantity, StateMonitor, TimedArray, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from .circuit import CircuitError
 from .elements.base import check_quantity
+from .errors import CircuitError
 
 __all__ = ["TimeSeries", "Trajectory", "DynamicProblem", "prepare", "simulate"]
 
@@ -227,7 +227,7 @@ def prepare(net, x, y=None, loss=None) -> DynamicProblem:
         vals = y.values
         flat_y = vals.reshape((S * y.n_steps,) + tuple(np.shape(vals)[2:]))
         if np.ndim(flat_y) == 2 and np.shape(flat_y)[1] == 1 and K != 1 and \
-                loss.__class__.__name__ == "CrossEntropy":
+                loss.integer_targets:
             flat_y = np.asarray(flat_y)[:, 0].astype(int)
         prepared = loss.prepare_targets(flat_y, K).reshape(S, y.n_steps, K)
         y_arr = np.concatenate([prepared, np.repeat(prepared[:1], net.batch - S, 0)])
@@ -248,25 +248,25 @@ class Trajectory:
         at ``t_0 .. t_N`` (volt).
     states : dict of (str, str) to numpy.ndarray, shape (N + 1, n_syn * batch)
         Branch states by (connection, state name).
-    integrals : dict of str to numpy.ndarray, shape (batch, n_syn)
-        Time integrals of the local quantities (Lagrangian EP), if accumulated.
+    node_states : dict of (str, str) to numpy.ndarray, shape (N + 1, n * batch)
+        Node-element states by (node group, state variable).
+    integrals : dict of str to numpy.ndarray, shape (batch, size)
+        Time integrals of the local quantities (Lagrangian EP) by parameter name,
+        if accumulated.
     v_out : numpy.ndarray, shape (N, batch, n_out)
         Output voltages at ``t_0 .. t_{N-1}``.
     """
 
     v: dict = field(default_factory=dict)
     states: dict = field(default_factory=dict)
+    node_states: dict = field(default_factory=dict)
     integrals: dict = field(default_factory=dict)
     v_out: np.ndarray | None = None
 
-
-def _zero_state(net) -> None:
-    net.set_state(None)
-    for name, conn in net.circuit.connections.items():
-        syn = net.synapses[name]
-        for st in conn.element.states:
-            var = syn.variables[st.name]
-            var.set_value(np.zeros(var.size))
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the recorded voltages and states."""
+        return sum(a.nbytes for d in (self.v, self.states, self.node_states) for a in d.values())
 
 
 #: No circuit of this package holds node voltages of a megavolt: beyond it a run has
@@ -275,7 +275,8 @@ _V_DIVERGED = 1e6
 
 
 def _check_not_diverged(net, dt: float) -> None:
-    """Raise a clear error if a run's node voltages blew up (unstable time step).
+    """Raise a clear error if a run's node voltages blew up (unstable time step), or a
+    state left the interval it is declared to stay in (a gate outside [0, 1]).
 
     A diverging run grows until its end (or overflows to inf / NaN), so the final
     voltages tell.
@@ -290,6 +291,24 @@ def _check_not_diverged(net, dt: float) -> None:
             f"circuit (at a node, about C / its total conductance); dt = {dt:.3g} s. "
             "Reduce dt, or bound the conductances (eq.Bounds) so that C / g_total "
             "stays above dt / 2.")
+
+
+def _check_state_bounds(name: str, values: np.ndarray, bounds, dt: float) -> None:
+    """Raise if a recorded state left its declared interval (or is not finite)."""
+    if bounds is None and np.all(np.isfinite(values)):
+        return
+    lo, hi = (-np.inf, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
+    span = hi - lo if np.isfinite(hi - lo) else 1.0
+    tol = 1e-9 * span
+    bad = ~np.isfinite(values) | (values < lo - tol) | (values > hi + tol)
+    if np.any(bad):
+        step = int(np.argmax(np.any(bad.reshape(len(values), -1), axis=1)))
+        got = values.reshape(len(values), -1)[step]
+        got = got[~np.isfinite(got) | (got < lo - tol) | (got > hi + tol)][0]
+        raise FloatingPointError(
+            f"State {name!r} left its interval [{lo:g}, {hi:g}] at step {step} (t = "
+            f"{step * dt:.4g} s; value {got:.4g}): the time step dt = {dt:.3g} s is too large "
+            f"for the fastest rate of the circuit. Reduce dt (e.g. to {dt / 4:.3g} s).")
 
 
 def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record: bool = False,
@@ -323,21 +342,22 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
     dt = float(net.dt)
     N = prob.n_steps
     net.set_relax(False)
-    _zero_state(net)
     t0 = float(net.network.t)
     ns = {"t_start": t0 * second}
     added = []
-    # inputs
+    # inputs (their values at t = 0 set first: branch states may start from them)
     off = 0
     for name, spec in circ.inputs.items():
         cols = prob.x[:, :, off:off + spec.size]  # (B, Tx, size)
         off += spec.size
+        net.groups[name].variables["v"].set_value(cols[:, 0].ravel())
         arr = np.transpose(cols, (1, 0, 2)).reshape(cols.shape[1], -1)
         key = f"ta_x_{name}"
         ns[key] = TimedArray(arr * 1.0, dt=prob.x_dt * second, name=f"{key}*")
         grp = net.groups[name]
         added.append(operation(grp, f"v = {key}(t - t_start, i)*volt", when="start",
                                        name=f"drive_{name}*"))
+    net.reset_state()
     # loss: targets, window and nudge strength
     if loss is not None:
         net.attach_loss(loss)
@@ -360,21 +380,24 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
             monitors[name] = StateMonitor(net.groups[name], "v", record=True, name="rec*")
         for name, conn in circ.connections.items():
             for st in conn.element.states:
-                monitors[(name, st.name)] = StateMonitor(net.synapses[name], st.name,
-                                                         record=True, name="rec*")
+                monitors[("branch", name, st.name)] = StateMonitor(
+                    net.synapses[name], st.name, record=True, name="rec*")
+        for name, spec in circ.nodes.items():
+            for var in spec.model.state_variables():
+                monitors[("node", name, var.name)] = StateMonitor(
+                    net.groups[name], var.name, record=True, name="rec*")
     elif circ.output is not None:
         monitors[circ.output] = StateMonitor(net.groups[circ.output], "v", record=True,
                                              name="rec*")
     added.extend(monitors.values())
-    if accumulate:
-        for name, conn in circ.connections.items():
-            el = conn.element
-            if el.local is None:
-                continue
-            syn = net.synapses[name]
-            syn.variables[f"int_dE_d{el.learnable}"].get_value()[:] = 0.0
-            added.append(operation(syn, f"int_dE_d{el.learnable} += dt*dE_d{el.learnable}",
-                                   order=0, name="accumulate*"))
+    local_params = net.local_parameters() if accumulate else []
+    for pname in local_params:
+        spec = net.params[pname]
+        owner = net.synapses[spec.owner] if spec.kind == "connection" else net.groups[spec.owner]
+        owner.variables[f"int_dE_d{spec.variable}"].get_value()[:] = 0.0
+        added.append(operation(owner, f"int_dE_d{spec.variable} += dt*dE_d{spec.variable}",
+                               order=0, name="accumulate*"))
+    net.own(*added)
     net.network.add(*added)
     try:
         net.run(N * dt * second, namespace=ns)
@@ -383,29 +406,49 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         if loss is not None:
             loss.set_beta(net, 0.0)
             net._loss_objects[0].variables["m"].set_value(1.0)
-    _check_not_diverged(net, dt)
     traj = Trajectory()
     for key, mon in monitors.items():
         if isinstance(key, tuple):
-            conn, st = key
+            kind, owner, st = key
+            obj = net.synapses[owner] if kind == "branch" else net.groups[owner]
             rec = np.asarray(getattr(mon, st + "_"))
-            final = np.asarray(net.synapses[conn].variables[st].get_value())
-            traj.states[key] = np.concatenate([rec.T, final[None]])
+            final = np.asarray(obj.variables[st].get_value())
+            full = np.concatenate([rec.T, final[None]])
+            if kind == "branch":
+                traj.states[(owner, st)] = full
+            else:
+                traj.node_states[(owner, st)] = full
         else:
             rec = np.asarray(mon.v_)
             final = np.asarray(net.groups[key].variables["v"].get_value())
             traj.v[key] = np.concatenate([rec.T, final[None]])
+    _check_states(net, traj, dt)
+    _check_not_diverged(net, dt)
     if circ.output is not None and circ.output in traj.v:
         n_out = circ.nodes[circ.output].n
         traj.v_out = traj.v[circ.output][:N].reshape(N, net.batch, n_out)
-    if accumulate:
-        for name, conn in circ.connections.items():
-            el = conn.element
-            if el.local is None:
-                continue
-            vals = np.array(net.synapses[name].variables[f"int_dE_d{el.learnable}"].get_value())
-            traj.integrals[name] = vals.reshape(net.batch, -1)
+    for pname in local_params:
+        spec = net.params[pname]
+        owner = net.synapses[spec.owner] if spec.kind == "connection" else net.groups[spec.owner]
+        vals = np.array(owner.variables[f"int_dE_d{spec.variable}"].get_value())
+        traj.integrals[pname] = vals.reshape(net.batch, -1)
     return traj
+
+
+def _check_states(net, traj: Trajectory, dt: float) -> None:
+    """Declared state bounds over the recorded run (or the final state if not recorded)."""
+    for name, spec in net.circuit.nodes.items():
+        for var, _, _, bounds in spec.model.state_equations():
+            rec = traj.node_states.get((name, var.name))
+            if rec is None:
+                rec = np.asarray(net.groups[name].variables[var.name].get_value())[None]
+            _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt)
+    for name, conn in net.circuit.connections.items():
+        for st in conn.element.states:
+            rec = traj.states.get((name, st.name))
+            if rec is None:
+                rec = np.asarray(net.synapses[name].variables[st.name].get_value())[None]
+            _check_state_bounds(f"{name}.{st.name}", rec, st.bounds, dt)
 
 
 def loss_terms(net, prob: DynamicProblem, loss, v_out: np.ndarray):

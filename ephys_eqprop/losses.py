@@ -3,7 +3,7 @@
 A loss reads ``K`` output values ``z`` per sample: the output node voltages, or
 the differences of differential pairs ``z_k = v_k - v_{K+k}``. Its per-sample
 cost ``c(z, y)`` is a power (watt), so that nudging with strength β (dimensionless)
-injects the current ``i = -β ∂c/∂v`` (amp) into each output node (DESIGN §1).
+injects the current ``i = -β ∂c/∂v`` (amp) into each output node (``docs/physics.md``, §2).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class Loss:
     g_nudge: Quantity
     #: the window of a time-varying loss: None, ``(t_start, t_end)`` or weights per step
     window = None
+    #: capability: targets may be integer class labels (one per sample or time step)
+    integer_targets: bool = False
 
     def _set_window(self, window):
         if window is None:
@@ -245,6 +247,7 @@ class CrossEntropy(Loss):
     _dcdz = "g_n*V_s*(exp(z/V_s)/Zs - y)"
     _y_unit = "1"
     _needs_normaliser = True
+    integer_targets = True
 
     def __init__(self, g_nudge: Quantity = 1 * uS, v_scale: Quantity = 0.1 * volt, *,
                  window=None):

@@ -5,8 +5,12 @@ or a built :class:`~ephys_eqprop.CircuitNetwork` (its current parameters) as a
 SPICE netlist for one sample; :func:`run_ngspice` runs a netlist with ngspice in
 batch mode and returns the node voltages.
 
-Mapping (DESIGN §1)
--------------------
+Mapping (``docs/physics.md``, §1)
+---------------------------------
+Every element writes itself (its ``spice`` method, in its own file); the kinds
+give a generic form that any element declared by expressions can use, and
+elements with a native SPICE element override it:
+
 =====================================  ==============================================
 circuit                                SPICE
 =====================================  ==============================================
@@ -14,6 +18,13 @@ node ``k`` of group ``h``              node ``h_k`` (ground is ``0``)
 input source ``k`` of group ``x``      node ``x_k`` driven by ``V`` to ground
 capacitor ``C`` of a node model        ``C`` to ground (``IC=`` for transients)
 leak ``g_leak`` of a node model        ``R`` to ground, ``R = 1/g_leak``
+node element (generic)                 ``B`` current source from ground into the
+                                       node, ``I = i(V(node), states)``
+branch element (generic)               ``B`` current source from ``pre`` to ``post``
+                                       (from ground into ``post`` if directed)
+a state ``s`` of an element (generic)  an internal node whose voltage is ``s``: a
+                                       1 F capacitor (``IC=`` its initial value)
+                                       charged by a ``B`` source ``I = ds/dt``
 ``Resistor`` synapse ``g``             ``R`` between its nodes, ``R = 1/g``
 ``Diode`` shunt (Shockley)             ``D`` to a bias node held by a ``V`` source;
                                        ``.model D(IS=I_s N=V_T/(kT/q))``
@@ -21,15 +32,12 @@ leak ``g_leak`` of a node model        ``R`` to ground, ``R = 1/g_leak``
 nonlinear capacitor ``q = Q(v)``       charge-defined capacitor (see below)
 ``Inductor`` ``L`` with series ``R``   ``L`` (``IC=`` its current ``φ/L``) to an
                                        internal node, then ``R`` (omitted if 0)
-``DirectedSynapse`` ``G s(v_pre)``     ``B`` current source from ground into
-                                       ``post``, ``I = G s(V(pre))``
 =====================================  ==============================================
 
-A zero conductance (or transconductance) is an open circuit: its element is
-omitted (and counted in a comment). Elements without a SPICE equivalent raise
-:class:`NetlistError`: a ``NonlinearInductor`` (its law gives the current from the
-flux, i = h(φ); SPICE inductors need the flux from the current), branch and shunt
-elements other than those above, and expressions using functions SPICE lacks.
+A zero conductance (or transconductance) of an element whose current it scales is
+an open circuit: the element is omitted (and counted in a comment). What cannot
+be written raises :class:`NetlistError`: expressions using functions ngspice's
+behavioural sources lack, names SPICE cannot take.
 
 Nonlinear capacitors
 --------------------
@@ -69,6 +77,7 @@ __all__ = [
     "ELEMENTARY_CHARGE",
     "NetlistError",
     "NgspiceError",
+    "SpiceWriter",
     "group_voltages",
     "run_ngspice",
     "spice_expression",
@@ -307,11 +316,9 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     Raises
     ------
     NetlistError
-        For elements with no SPICE equivalent (a branch element other than
-        ``Resistor``, ``Inductor`` or ``DirectedSynapse``, in particular a
-        ``NonlinearInductor``; a shunt other than ``Diode`` or ``CurrentSource``;
-        an expression with a function ngspice lacks), names SPICE cannot take (or
-        that collide, SPICE being case-insensitive), or a malformed request.
+        For expressions ngspice cannot evaluate (a function its behavioural
+        sources lack), names SPICE cannot take (or that collide, SPICE being
+        case-insensitive), or a malformed request.
 
     Examples
     --------
@@ -320,15 +327,6 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     >>> c = eq.layered(2, [3], 1, rng=0)
     >>> text = to_spice(c, [[0.5, -0.2]] * volt)
     """
-    from .models import (
-        CurrentSource,
-        Diode,
-        DirectedSynapse,
-        Inductor,
-        NonlinearInductor,
-        Resistor,
-    )
-
     if isinstance(net_or_circuit, Circuit):
         net, circuit = None, net_or_circuit
         # a Circuit keeps each connection's values flat, one per (i, j) pair
@@ -365,38 +363,6 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
         raise NetlistError(f"diode must be 'D' (diode elements) or 'B' (behavioural sources "
                            f"with the exact Shockley law); got {diode!r}.")
 
-    # ---- element kinds first: refuse what SPICE cannot express
-    kinds: dict[str, str] = {}
-    for name, conn in circuit.connections.items():
-        el = conn.element
-        if isinstance(el, NonlinearInductor):
-            raise NetlistError(
-                f"Connection {name!r} uses NonlinearInductor ({el.current!r}), which has no "
-                "SPICE equivalent: its law gives the current from the flux, i = h(phi), while "
-                "SPICE inductors (and ngspice's behavioural ones) need the flux or the "
-                "inductance as a function of the current. Use a linear Inductor to export."
-            )
-        if isinstance(el, Resistor) and el.current == Resistor.current:
-            kinds[name] = "R"
-        elif (type(el) is Inductor and el.current == Inductor.current
-              and el.states == Inductor.states):
-            kinds[name] = "L"
-        elif isinstance(el, DirectedSynapse):
-            kinds[name] = "B"
-        else:
-            raise NetlistError(
-                f"Connection {name!r} uses {type(el).__name__}, which has no SPICE "
-                "equivalent here; Resistor, Inductor and DirectedSynapse connections can be "
-                "exported."
-            )
-    for gname, spec in circuit.nodes.items():
-        for k, sh in enumerate(spec.model.shunts):
-            if not isinstance(sh, (Diode, CurrentSource)):
-                raise NetlistError(
-                    f"Node group {gname!r} has shunt {k}, a {type(sh).__name__}, which has no "
-                    "SPICE equivalent here; only Diode and CurrentSource shunts can be exported."
-                )
-
     # ---- names: SPICE node names are case-insensitive
     taken: dict[str, str] = {}
     for gname in list(circuit.inputs) + list(circuit.nodes):
@@ -414,17 +380,10 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
 
     used = {node(g, k).lower() for g, s in circuit.inputs.items() for k in range(s.size)}
     used |= {node(g, k).lower() for g, s in circuit.nodes.items() for k in range(s.n)}
-
-    def fresh(base: str) -> str:
-        name = base
-        while name.lower() in used:
-            name += "_"
-        used.add(name.lower())
-        return name
-
     kT_q = BOLTZMANN * float(temperature) / ELEMENTARY_CHARGE
+    ctx = SpiceWriter(transient=transient, diode=diode, kT_q=kT_q, used=used)
     t_celsius = float(temperature) - 273.15
-    lines = [
+    head = [
         title,
         f"* exported by ephys_eqprop.netlist.to_spice; temperature {float(temperature):.2f} K "
         f"({t_celsius:.2f} C), kT/q = {kT_q!r} V",
@@ -434,135 +393,194 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
 
     # ---- inputs: ideal voltage sources
     src = _source_values(circuit, net, x, int(sample))
-    lines.append("* inputs: ideal voltage sources to ground")
+    ctx.add("* inputs: ideal voltage sources to ground")
     off = 0
     for gname, spec in circuit.inputs.items():
         kind = "fixed bias" if spec.value is not None else "data"
-        lines.append(f"* input {gname!r} ({kind}{', doubled (x, -x)' if spec.doubled else ''})")
+        ctx.add(f"* input {gname!r} ({kind}{', doubled (x, -x)' if spec.doubled else ''})")
         for k in range(spec.size):
-            lines.append(f"V_{node(gname, k)} {node(gname, k)} 0 DC {_num(src[off + k])}")
+            ctx.add(f"V_{node(gname, k)} {node(gname, k)} 0 DC {_num(src[off + k])}")
         off += spec.size
 
-    # ---- nodes: capacitor, leak, shunts
-    state = None
-    if net is not None and transient:
-        state = {g: np.asarray(v).reshape(net.batch, -1)[sample]
-                 for g, v in net.get_state().items()}
-    bias_nodes: dict[float, str] = {}
-    models: dict[tuple, str] = {}
-    bias_lines: list[str] = []
-    ic_lines: list[str] = []
+    # ---- nodes: capacitor, leak, node elements (each element writes itself)
     for gname, spec in circuit.nodes.items():
         model = spec.model
-        C, g_leak = float(model.C), float(model.g_leak)
+        values, v_init, states = _node_values(circuit, net, gname, int(sample), transient)
         if model.nonlinear:
-            lines.append(f"* node group {gname!r}: {spec.n} nodes, charge Q(v) = "
-                         f"{model.charge} with {model.charge_params} (charge form, "
-                         f"C_ref = {C!r} F), g_leak = {g_leak!r} S")
-            q_names = {k: float(np.asarray(val)) for k, val in model.charge_params.items()}
-            Q_num = model.charge_numeric()[0]
+            ctx.add(f"* node group {gname!r}: {spec.n} nodes, charge Q(v) = {model.charge} with "
+                    f"{model.charge_params} (charge form, C_ref = {float(model.C)!r} F), "
+                    f"g_leak = {float(model.g_leak)!r} S")
         else:
-            lines.append(f"* node group {gname!r}: {spec.n} nodes, C = {C!r} F, "
-                         f"g_leak = {g_leak!r} S")
+            ctx.add(f"* node group {gname!r}: {spec.n} nodes, C = {float(model.C)!r} F, "
+                    f"g_leak = {float(model.g_leak)!r} S")
         for k in range(spec.n):
             n = node(gname, k)
-            ic = 0.0 if state is None else float(state[gname][k])
-            if model.nonlinear:
-                nq = fresh(f"{n}_q")
-                q_expr = spice_expression(model.charge, {**q_names, "v": f"V({n})"},
-                                          f"Node group {gname!r} charge")
-                lines.append(f"G_{n}_q {n} 0 {nq} 0 {_num(C)}")
-                lines.append(f"L_{n}_q {nq} 0 1" + (
-                    f" IC={_num(float(Q_num(ic)) / C)}" if transient else ""))
-                lines.append(f"B_{n}_q 0 {nq} I={q_expr}/{_num(C)}")
-                if transient:
-                    ic_lines.append(f"V({n})={_num(ic)}")
-            else:
-                lines.append(f"C_{n} {n} 0 {_num(C)}"
-                             + (f" IC={_num(ic)}" if transient else ""))
-            if g_leak > 0:
-                lines.append(f"R_leak_{n} {n} 0 {_num(1.0 / g_leak)}")
-            for s, sh in enumerate(model.shunts):
-                if isinstance(sh, CurrentSource):
-                    # SPICE: current flows from n+ through the source to n-, i.e. into n-
-                    lines.append(f"I_{n}_{s} 0 {n} DC {_num(float(sh.values['I']))}")
-                    continue
-                I_s, V_T = float(sh.values["I_s"]), float(sh.values["V_T"])
-                V_b = float(sh.values["V_bias"])
-                if V_b == 0.0:
-                    bnode = "0"
-                elif V_b in bias_nodes:
-                    bnode = bias_nodes[V_b]
-                else:
-                    bnode = bias_nodes[V_b] = fresh(f"vbias{len(bias_nodes)}")
-                    bias_lines.append(f"V_{bnode} {bnode} 0 DC {_num(V_b)}")
-                anode, cathode = (n, bnode) if sh.direction == "to_bias" else (bnode, n)
-                if diode == "B":
-                    # current from anode through the source to cathode
-                    lines.append(f"B_{n}_{s} {anode} {cathode} I={_num(I_s)}*(exp(V({anode},"
-                                 f"{cathode})/{_num(V_T)})-1)")
-                    continue
-                key = (I_s, V_T)
-                if key not in models:
-                    models[key] = f"dmod{len(models)}"
-                lines.append(f"D_{n}_{s} {anode} {cathode} {models[key]}")
-    if bias_lines:
-        lines.append("* diode bias sources")
-        lines += bias_lines
-    if models:
-        lines.append(f"* Shockley diodes: N = V_T / (kT/q), kT/q = {kT_q!r} V")
-        for (I_s, V_T), mname in models.items():
-            lines.append(f".model {mname} D(IS={_num(I_s)} N={_num(V_T / kT_q)})")
+            try:
+                model.spice(ctx, n, {key: val[k] for key, val in values.items()}, v_init[k],
+                            None if states is None else
+                            {key: val[k] for key, val in states.items()}, n)
+            except NetlistError as ex:
+                raise NetlistError(f"Node group {gname!r}: {ex}") from ex
+    ctx.flush_shared()
 
-    # ---- connections: resistors R = 1/g, inductors, directed synapses
+    # ---- connections: each synapse writes itself; a zero parameter that switches the
+    # element off is an open circuit (omitted)
     for name, conn in circuit.connections.items():
-        el, kind, g = conn.element, kinds[name], flat[name]
-        if kind == "L":
-            R = float(el.values["R"])
-            phi = None
-            if net is not None and transient:
-                phi = np.asarray(net.synapses[name].variables["phi"].get_value()).reshape(
-                    net.batch, -1)[sample]
-            lines.append(f"* connection {name!r}: {g.size} inductors"
-                         + (f" with series R = {R!r} ohm" if R > 0 else ""))
-            for s in range(g.size):
-                a = node(conn.pre, int(conn.i[s]))
-                b = node(conn.post, int(conn.j[s]))
-                i0 = 0.0 if phi is None else float(phi[s]) / g[s]
-                ic = f" IC={_num(i0)}" if transient else ""
-                if R > 0:
-                    m = fresh(f"{conn.ident}_{s}_m")
-                    lines.append(f"L_{conn.ident}_{s} {a} {m} {_num(g[s])}{ic}")
-                    lines.append(f"R_{conn.ident}_{s}_ser {m} {b} {_num(R)}")
-                else:
-                    lines.append(f"L_{conn.ident}_{s} {a} {b} {_num(g[s])}{ic}")
-            continue
-        live = np.flatnonzero(g != 0)
-        what, zero = (("resistors", "conductance") if kind == "R" else
-                      ("directed synapses (B sources)", "transconductance"))
-        lines.append(f"* connection {name!r}: {live.size} {what}"
-                     + (f", {g.size - live.size} zero {zero}(s) omitted (open circuit)"
-                        if live.size < g.size else ""))
+        el, g = conn.element, flat[name]
+        st = None
+        if net is not None and transient and el.states:
+            st = {s.name: np.asarray(net.synapses[name].variables[s.name].get_value())
+                  .reshape(net.batch, -1)[sample] for s in el.states}
+        live = np.flatnonzero(g != 0) if el.open_when_zero else np.arange(g.size)
+        what, zero = el.spice_words
+        ctx.add(f"* connection {name!r}: {live.size} {what}"
+                + (f", {g.size - live.size} zero {zero}(s) omitted (open circuit)"
+                   if live.size < g.size else "")
+                + (el.spice_note() if hasattr(el, "spice_note") else ""))
         for s in live:
             a = node(conn.pre, int(conn.i[s]))
             b = node(conn.post, int(conn.j[s]))
-            if kind == "B":
-                params = {p: float(np.asarray(val)) for p, val in el.values.items()}
-                cur = spice_expression(el.current, {**params, el.learnable: float(g[s]),
-                                                    "v_pre": f"V({a})"},
-                                       f"Connection {name!r}")
-                # current from ground (n+) through the source into post (n-)
-                lines.append(f"B_{conn.ident}_{s} 0 {b} I={cur}")
-                continue
-            if g[s] < 0:
-                raise NetlistError(f"Connection {name!r} has a negative conductance {g[s]!r} S.")
-            lines.append(f"R_{conn.ident}_{s} {a} {b} {_num(1.0 / g[s])}")
-    if ic_lines:
+            try:
+                el.spice(ctx, a, b, float(g[s]), None if st is None else
+                         {k: v[s] for k, v in st.items()}, f"{conn.ident}_{s}")
+            except NetlistError as ex:
+                raise NetlistError(f"Connection {name!r}: {ex}") from ex
+    lines = head + ctx.lines
+    if ctx.ic_lines:
         lines.append("* initial voltages of the charge-form (nonlinear) capacitor nodes")
-        lines.append(".ic " + " ".join(ic_lines))
+        lines.append(".ic " + " ".join(ctx.ic_lines))
     lines.append(analysis_line)
     lines.append(".end")
     return "\n".join(lines) + "\n"
+
+
+def _node_values(circuit, net, gname: str, sample: int, transient: bool):
+    """Per-node values (SI) of a group's parameters, initial voltages and states, one sample.
+
+    From a built network: its current values (and, for a transient, its state);
+    from a description: the declared values, states at their initial values.
+    """
+    spec = circuit.nodes[gname]
+    model, n = spec.model, spec.n
+    values = {"g_leak": np.full(n, float(model.g_leak))}
+    for var in model.constant_variables():
+        values[var.name] = np.full(n, float(np.asarray(model.value(var))))
+    for var in model.learnable_variables():
+        values[var.name] = np.asarray(spec.values[var.name], dtype=float)
+    v_init = np.full(n, float(model.v0))
+    states = None
+    if net is not None:
+        grp = net.groups[gname]
+
+        def per_node(key):
+            arr = np.asarray(grp.variables[key].get_value(), dtype=float)
+            return np.full(n, float(arr[0])) if arr.size == 1 else \
+                arr.reshape(net.batch, n)[sample]
+
+        for key in values:
+            values[key] = per_node(key)
+        if transient:
+            v_init = per_node("v")
+            states = {var.name: per_node(var.name) for var in model.state_variables()}
+    elif transient and model.state_variables():
+        learn = [values[v.name] for v in model.learnable_variables()]
+        states = {k: np.broadcast_to(f(v_init, *learn), (n,))
+                  for k, f in model.state_init_functions().items()}
+    return values, v_init, states
+
+
+class SpiceWriter:
+    """What an element's ``spice`` method writes into: netlist lines and shared pieces.
+
+    Elements call :meth:`add` for their lines, :meth:`expression` to turn a Brian2
+    expression into an ngspice one, :meth:`fresh` for internal node names,
+    :meth:`state_node` for a state held on a 1 F capacitor, and
+    :meth:`bias_node` / :meth:`diode_model` for sources and models shared by
+    many elements (written once, after the nodes).
+
+    Attributes
+    ----------
+    transient : bool
+        Whether the analysis is a transient (elements then write initial conditions).
+    diode : {"D", "B"}
+        How diodes are to be written (see :func:`to_spice`).
+    kT_q : float
+        Thermal voltage at the netlist's temperature (volt).
+    """
+
+    def __init__(self, *, transient: bool, diode: str, kT_q: float, used: set):
+        self.transient, self.diode, self.kT_q = transient, diode, kT_q
+        self.lines: list[str] = []
+        self.ic_lines: list[str] = []
+        self._used = set(used)
+        self._bias: dict[float, str] = {}
+        self._bias_lines: list[str] = []
+        self._models: dict[tuple, str] = {}
+
+    def add(self, line: str) -> None:
+        """Append one netlist line."""
+        self.lines.append(line)
+
+    @staticmethod
+    def number(value: float) -> str:
+        """A float in SPICE syntax with full double precision."""
+        return _num(value)
+
+    def expression(self, expr: str, names: dict, what: str) -> str:
+        """A Brian2 expression as an ngspice behavioural expression (:func:`spice_expression`)."""
+        return spice_expression(expr, names, what)
+
+    def fresh(self, base: str) -> str:
+        """A node name starting with ``base`` that no other node has."""
+        name = base
+        while name.lower() in self._used:
+            name += "_"
+        self._used.add(name.lower())
+        return name
+
+    def state_node(self, base: str, init: float) -> str:
+        """An internal node holding a state as its voltage: a 1 F capacitor to ground."""
+        name = self.fresh(base)
+        self.add(f"C_{name} {name} 0 1" + (f" IC={_num(init)}" if self.transient else ""))
+        return name
+
+    @staticmethod
+    def refuse(message: str) -> NetlistError:
+        """The error an element raises for what it cannot write."""
+        return NetlistError(message)
+
+    def initial_voltage(self, node: str, value: float) -> None:
+        """Add ``V(node)=value`` to the ``.ic`` line."""
+        self.ic_lines.append(f"V({node})={_num(value)}")
+
+    def bias_node(self, voltage: float) -> str:
+        """A node held at ``voltage`` by one shared source (ground for 0 V)."""
+        voltage = float(voltage)
+        if voltage == 0.0:
+            return "0"
+        if voltage not in self._bias:
+            name = self._bias[voltage] = self.fresh(f"vbias{len(self._bias)}")
+            self._bias_lines.append(f"V_{name} {name} 0 DC {_num(voltage)}")
+        return self._bias[voltage]
+
+    def diode_model(self, I_s: float, V_T: float) -> str:
+        """The name of a shared ``.model ... D(IS= N=)`` with the exact ``V_T``."""
+        key = (float(I_s), float(V_T))
+        if key not in self._models:
+            self._models[key] = f"dmod{len(self._models)}"
+        return self._models[key]
+
+    def flush_shared(self) -> None:
+        """Write the shared bias sources and models collected so far."""
+        if self._bias_lines:
+            self.add("* diode bias sources")
+            self.lines += self._bias_lines
+            self._bias_lines = []
+        if self._models:
+            self.add(f"* Shockley diodes: N = V_T / (kT/q), kT/q = {self.kT_q!r} V")
+            for (I_s, V_T), mname in self._models.items():
+                self.add(f".model {mname} D(IS={_num(I_s)} N={_num(V_T / self.kT_q)})")
+            self._models_written = dict(self._models)
 
 
 # ---------------------------------------------------------------------- running ngspice

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Quantity, volt
 
+from . import interrupts as _interrupts
 from .elements.base import check_quantity
 
 __all__ = ["Settle", "SettleReport", "PhaseRequest", "PhaseResult", "SettleWarning",
@@ -123,6 +124,7 @@ class _PhaseDriver:
         self.net = net
         self.program = None
         self.op = NetworkOperation(self._step, dt=net.dt, when="end", name="phase_driver*")
+        net.own(self.op)
         net.network.add(self.op)
 
     def _state(self):
@@ -161,6 +163,9 @@ class _PhaseDriver:
     def _step(self):
         if self.program is None:
             return
+        if _interrupts._state["requested"]:  # Ctrl-C: stop at the end of this step
+            self.net.network.stop()
+            return
         try:
             self.count += 1
             settle = self.req.settle
@@ -190,7 +195,8 @@ class _PhaseDriver:
         self.program = program
         self._begin(req)
         try:
-            self.net.run(_MAX_STEPS * self.net.dt)
+            with self.net.static_objects_only():
+                self.net.run(_MAX_STEPS * self.net.dt)
             if self.program is not None and self.error is None:
                 raise RuntimeError(f"A phase program ran {_MAX_STEPS} steps without finishing.")
         finally:
@@ -224,7 +230,8 @@ def run_static_phase(net, beta: float, settle: Settle, start: dict | None) -> Ph
         Nudge strength (0 for the free phase).
     settle : Settle
     start : dict or None
-        Starting node voltages (from a previous phase's ``state``), ``None`` for zero.
+        Starting node voltages (from a previous phase's ``state``), ``None`` for each
+        node model's ``v0`` (0 V unless set).
 
     Returns
     -------

@@ -1,47 +1,117 @@
 """Exact steady states and gradients of static circuits, by linear algebra.
 
 This is the independent reference the Brian2 simulations and the EP estimators
-are checked against: Kirchhoff's current law is solved with Newton's method
-(dense linear algebra, vectorised over the batch), and the gradient of the loss
-at the fixed point follows from the implicit-function theorem::
+are checked against: Kirchhoff's current law ``r(v) = 0`` — every element's
+current, the constant currents ``I_ext`` set on node groups, the sources — is
+solved with Newton's method (dense linear algebra, vectorised over the batch),
+and the gradient of the loss at the fixed point follows from the
+implicit-function theorem::
 
-    H λ = ∂c/∂v,       dL/dg_ab = -(λ_a - λ_b)(v_a - v_b)
+    Hᵀ λ = ∂c/∂v,       dL/dθ = λ · ∂r/∂θ,       H = -∂r/∂v
 
-with ``H`` the Hessian of the total co-content at the fixed point (the circuit's
-conductance matrix, diode small-signal conductances included).
+with ``H`` the circuit's small-signal conductance matrix at the fixed point (for
+a reciprocal circuit the Hessian of its total co-content). Currents and their
+derivatives come from the elements' declared expressions (sympy), evaluated with
+numpy; nothing is simulated.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from brian2 import Quantity, get_dimensions
+from brian2 import Quantity, get_dimensions, watt
 
-from .circuit import Circuit, CircuitError
+from .circuit import Circuit
+from .errors import CircuitError
+from .expressions import differentiate, numpy_function
 
 __all__ = ["SteadyState", "exact_gradient"]
 
 
+def _second_derivative_zero(expr: str, variables) -> bool:
+    """Whether ``expr`` is affine in every one of ``variables`` jointly (no curvature)."""
+    for a in variables:
+        da = differentiate(expr, a, "current")
+        for b in variables:
+            if differentiate(da, b, "current") != "0":
+                return False
+    return True
+
+
+class _NodeGroupTerms:
+    """Numpy functions of one node group's element current, its derivatives, its parameters."""
+
+    def __init__(self, name, spec, values: dict, I_ext: np.ndarray | None):
+        model = spec.model
+        self.name, self.n = name, spec.n
+        for el in model.shunts:
+            if el.dynamic:
+                raise CircuitError(
+                    f"Node group {name!r} has a {type(el).__name__} with states; the exact "
+                    "steady-state reference covers static circuits only.")
+        self.learn = [v.name for v in model.learnable_variables() if v.name != "g_leak"]
+        args = ["v", "g_leak", *self.learn]
+        consts = {k: v for k, v in model.constants().items() if k not in args}
+        current = model.element_current()
+        what = f"current of node group {name!r}"
+        self.i = numpy_function(current, args, consts, what=what)
+        self.di_dv = numpy_function(differentiate(current, "v", what), args, consts, what=what)
+        self.di_dp = {p: numpy_function(differentiate(current, p, what), args, consts, what=what)
+                      for p in ["g_leak", *self.learn]}
+        self.linear = _second_derivative_zero(current, ["v"])
+        g_leak = values.get(f"{name}.g_leak", spec.values.get("g_leak", model.g_leak))
+        self.values = {"g_leak": np.broadcast_to(np.asarray(g_leak, float), (spec.n,))}
+        for p in self.learn:
+            self.values[p] = np.asarray(values.get(f"{name}.{p}", spec.values[p]), float)
+        self.I_ext = I_ext
+
+    def args(self, v):
+        return (v, *(self.values[p] for p in ["g_leak", *self.learn]))
+
+
+class _BranchTerms:
+    """Numpy functions of one connection's current and its derivatives."""
+
+    def __init__(self, conn, theta: np.ndarray):
+        el = conn.element
+        if el.dynamic:
+            raise CircuitError(
+                f"Connection {conn.name!r} ({type(el).__name__}) has states of its own; the "
+                "exact steady-state reference covers static circuits only.")
+        self.conn, self.theta = conn, theta
+        consts = {k: float(np.asarray(v)) for k, v in el.values.items()}
+        args = ["v_pre", "v_post", el.learnable]
+        what = f"current of connection {conn.name!r}"
+        self.i = numpy_function(el.current, args, consts, what=what)
+        self.d = {a: numpy_function(differentiate(el.current, a, what), args, consts, what=what)
+                  for a in args}
+        self.linear = _second_derivative_zero(el.current, ["v_pre", "v_post"])
+        self.directed = el.directed
+
+
 class SteadyState:
-    """Steady-state solver for a static circuit of linear resistors and nonlinear shunts.
+    """Steady-state solver for a static circuit of any stateless elements.
 
     Parameters
     ----------
     circuit : Circuit or CircuitNetwork
-        The circuit (its current parameters are taken from a built network).
+        The circuit (a built network gives its current parameters and the constant
+        currents ``I_ext`` set on its node groups).
     params : dict, optional
-        Parameter values by connection name (default: those of ``circuit``).
+        Parameter values by name (default: those of ``circuit``).
     """
 
     def __init__(self, circuit, params: dict | None = None):
-        from ephys_eqprop.models import Resistor
-
         net = None
         if not isinstance(circuit, Circuit):
             net, circuit = circuit, circuit.circuit
         self.circuit = circuit
         if params is None:
-            params = net.get_params() if net is not None else {
-                n: c.values for n, c in circuit.connections.items()}
+            if net is not None:
+                params = net.get_params()
+            else:
+                params = {n: c.values for n, c in circuit.connections.items()}
+                for g, spec in circuit.nodes.items():
+                    params.update({f"{g}.{k}": v for k, v in spec.values.items()})
         self.offsets = circuit.node_offsets()
         self.N = sum(s.n for s in circuit.nodes.values())
         self.in_offsets, off = {}, 0
@@ -49,39 +119,27 @@ class SteadyState:
             self.in_offsets[name] = off
             off += spec.size
         self.M = off
-        A = np.zeros((self.N, self.N))
-        Bx = np.zeros((self.N, self.M))
+        self.batch = None if net is None else net.batch
+        self.groups = []
+        for name, spec in circuit.nodes.items():
+            I_ext = None
+            if net is not None:
+                I_ext = np.asarray(net.groups[name].variables["I_ext"].get_value(),
+                                   dtype=float).reshape(net.batch, spec.n)
+            self.groups.append(_NodeGroupTerms(name, spec, params, I_ext))
+        self.branches = []
         self.flat = {}
         for name, conn in circuit.connections.items():
-            if not isinstance(conn.element, Resistor):
-                raise NotImplementedError(
-                    f"The steady-state reference handles Resistor connections only; "
-                    f"{name!r} is a {type(conn.element).__name__}."
-                )
             vals = np.asarray(params[name], dtype=float)
             # dense parameters come as (n_pre, n_post) from a network, flat from a Circuit
             g = vals[conn.i, conn.j] if conn.dense and vals.ndim == 2 else vals.ravel()
             self.flat[name] = g
-            b = self.offsets[conn.post] + conn.j
-            np.add.at(A, (b, b), g)
-            if conn.pre in circuit.inputs:
-                np.add.at(Bx, (b, self.in_offsets[conn.pre] + conn.i), g)
-            else:
-                a = self.offsets[conn.pre] + conn.i
-                np.add.at(A, (a, a), g)
-                np.add.at(A, (a, b), -g)
-                np.add.at(A, (b, a), -g)
-        self.shunts = []  # (index array, i_fun, g_fun)
-        for name, spec in circuit.nodes.items():
-            idx = self.offsets[name] + np.arange(spec.n)
-            A[idx, idx] += float(spec.model.g_leak)
-            for _, sh in spec.model.shunt_prefixes():
-                i_fun, g_fun = sh.numeric()
-                self.shunts.append((idx, i_fun, g_fun))
-        self.A, self.Bx = A, Bx
+            self.branches.append(_BranchTerms(conn, g))
+        self.linear = all(t.linear for t in self.groups) and all(t.linear for t in self.branches)
         out = circuit.output
         self.out_idx = (self.offsets[out] + np.arange(circuit.nodes[out].n)) if out else None
 
+    # ------------------------------------------------------------------ pieces
     def input_vector(self, x) -> np.ndarray:
         """Source voltages (B, M) in volt from ``x`` as given to ``gradient``."""
         return self.circuit.source_values(x)
@@ -95,41 +153,95 @@ class SteadyState:
             )
         return yv
 
-    def _shunt(self, v):
-        i = np.zeros_like(v)
-        g = np.zeros_like(v)
-        for idx, i_fun, g_fun in self.shunts:
-            i[:, idx] += i_fun(v[:, idx])
-            g[:, idx] += g_fun(v[:, idx])
-        return i, g
+    def _I_ext(self, terms, B):
+        if terms.I_ext is None:
+            return 0.0
+        # batch copy b of the network holds sample b (fillers repeat sample 0)
+        return terms.I_ext[:B] if B <= terms.I_ext.shape[0] else terms.I_ext[:1]
 
+    def _terminals(self, conn, v, xs):
+        post = v[:, self.offsets[conn.post] + conn.j]
+        if conn.pre in self.circuit.inputs:
+            return xs[:, self.in_offsets[conn.pre] + conn.i], post, None
+        a = self.offsets[conn.pre] + conn.i
+        return v[:, a], post, a
+
+    def residual(self, v: np.ndarray, xs: np.ndarray, *, jacobian: bool = True):
+        """Net current into every node ``r(v)`` (B, N) and ``∂r/∂v`` (B, N, N)."""
+        B = v.shape[0]
+        r = np.zeros_like(v)
+        J = np.zeros((B, self.N, self.N)) if jacobian else None
+        for t in self.groups:
+            idx = self.offsets[t.name] + np.arange(t.n)
+            args = t.args(v[:, idx])
+            r[:, idx] += t.i(*args) + self._I_ext(t, B)
+            if jacobian:
+                J[:, idx, idx] += t.di_dv(*args)
+        for t in self.branches:
+            conn = t.conn
+            v_pre, v_post, a = self._terminals(conn, v, xs)
+            b = self.offsets[conn.post] + conn.j
+            cur = t.i(v_pre, v_post, t.theta)
+            np.add.at(r, (slice(None), b), cur)
+            if a is not None and not t.directed:
+                np.add.at(r, (slice(None), a), -cur)
+            if not jacobian:
+                continue
+            d_pre = t.d["v_pre"](v_pre, v_post, t.theta)
+            d_post = t.d["v_post"](v_pre, v_post, t.theta)
+            rows = np.arange(B)[:, None]
+            np.add.at(J, (rows, b[None, :], b[None, :]), d_post)
+            if a is not None:
+                np.add.at(J, (rows, b[None, :], a[None, :]), d_pre)
+                if not t.directed:
+                    np.add.at(J, (rows, a[None, :], a[None, :]), -d_pre)
+                    np.add.at(J, (rows, a[None, :], b[None, :]), -d_post)
+        return r, J
+
+    def conductance_matrix(self, v=None, xs=None) -> np.ndarray:
+        """The small-signal conductance matrix ``H = -∂r/∂v`` (N, N), siemens as floats.
+
+        At node voltages ``v`` (shape (N,), default 0 V) and source voltages ``xs``
+        (shape (M,), default 0 V); for a linear circuit it is the same everywhere.
+        """
+        v = np.zeros((1, self.N)) if v is None else np.asarray(v, dtype=float).reshape(1, -1)
+        xs = np.zeros((1, self.M)) if xs is None else np.asarray(xs, dtype=float).reshape(1, -1)
+        return -self.residual(v, xs)[1][0]
+
+    @property
+    def A(self) -> np.ndarray:
+        """The conductance matrix of a linear circuit (see :meth:`conductance_matrix`)."""
+        if not self.linear:
+            raise ValueError("The circuit has nonlinear elements: its conductance matrix "
+                             "depends on the voltages; use conductance_matrix(v, xs).")
+        return self.conductance_matrix()
+
+    # ------------------------------------------------------------------ solving
     def solve(self, x, *, beta: float = 0.0, loss=None, y=None, tol: float = 1e-13,
               max_iter: int = 100) -> np.ndarray:
         """Node voltages (B, N) in volt at the (nudged) fixed point.
 
-        Solves ``b - A v + i_shunt(v) - β ∂c/∂v = 0`` with Newton's method.
+        Solves ``r(v) - β ∂c/∂v = 0`` with Newton's method (steps limited to 0.5 V
+        when an element is nonlinear).
         """
         xs = self.input_vector(x)
-        b = xs @ self.Bx.T
-        v = np.linalg.solve(self.A, b.T).T
+        B = xs.shape[0]
         diff = self.circuit.differential
-        yv = None
-        if beta:
-            yv = self._targets(y, loss, len(xs))
+        yv = self._targets(y, loss, B) if beta else None
+        v = np.zeros((B, self.N))
         for _ in range(max_iter):
-            i_sh, g_sh = self._shunt(v)
-            r = b - v @ self.A.T + i_sh
-            J = self.A[None, :, :] + g_sh[:, :, None] * np.eye(self.N)[None]
+            r, J = self.residual(v, xs)
             if beta:
                 z = loss.readout(v[:, self.out_idx], diff)
                 r[:, self.out_idx] -= beta * loss.readout_transpose(loss.grad(z, yv), diff)
-                J[np.ix_(range(len(v)), self.out_idx, self.out_idx)] += beta * self._loss_hess(
+                J[np.ix_(range(B), self.out_idx, self.out_idx)] -= beta * self._loss_hess(
                     loss, z, yv)
-            step = np.linalg.solve(J, r[:, :, None])[:, :, 0]
-            # damp Newton steps on exponential elements
-            scale = np.minimum(1.0, 0.5 / np.maximum(np.abs(step).max(axis=1, keepdims=True),
-                                                     1e-300))
-            v = v + (scale if self.shunts else 1.0) * step
+            step = np.linalg.solve(-J, r[:, :, None])[:, :, 0]
+            if not self.linear:  # damp Newton steps on exponential elements
+                scale = np.minimum(1.0, 0.5 / np.maximum(np.abs(step).max(axis=1, keepdims=True),
+                                                         1e-300))
+                step = scale * step
+            v = v + step
             if np.max(np.abs(step)) < tol:
                 break
         else:
@@ -163,7 +275,8 @@ class SteadyState:
         Returns
         -------
         dict of str to Quantity
-            Shaped like the parameters, in loss units per parameter unit.
+            By parameter name, shaped like the parameters, in loss units per
+            parameter unit.
         """
         self.circuit._require_output()
         v = self.solve(x)
@@ -174,32 +287,34 @@ class SteadyState:
         z = loss.readout(v[:, self.out_idx], diff)
         dc = np.zeros_like(v)
         dc[:, self.out_idx] = loss.readout_transpose(loss.grad(z, yv), diff)
-        _, g_sh = self._shunt(v)
-        H = self.A[None] + g_sh[:, :, None] * np.eye(self.N)[None]
-        lam = np.linalg.solve(H, dc[:, :, None])[:, :, 0] / B
+        _, J = self.residual(v, xs)
+        H = -J
+        lam = np.linalg.solve(np.transpose(H, (0, 2, 1)), dc[:, :, None])[:, :, 0] / B
+        flat = {}
+        for t in self.branches:
+            conn = t.conn
+            v_pre, v_post, a = self._terminals(conn, v, xs)
+            b = self.offsets[conn.post] + conn.j
+            dtheta = t.d[conn.element.learnable](v_pre, v_post, t.theta)
+            lam_a = 0.0 if (a is None or t.directed) else lam[:, a]
+            flat[conn.name] = np.sum((lam[:, b] - lam_a) * dtheta, axis=0)
+        for t in self.groups:
+            idx = self.offsets[t.name] + np.arange(t.n)
+            args = t.args(v[:, idx])
+            spec = self.circuit.nodes[t.name]
+            for var in spec.model.learnable_variables():
+                flat[f"{t.name}.{var.name}"] = np.sum(lam[:, idx] * t.di_dp[var.name](*args),
+                                                      axis=0)
         out = {}
-        for name, conn in self.circuit.connections.items():
-            b_idx = self.offsets[conn.post] + conn.j
-            if conn.pre in self.circuit.inputs:
-                va = xs[:, self.in_offsets[conn.pre] + conn.i]
-                la = 0.0
-            else:
-                a_idx = self.offsets[conn.pre] + conn.i
-                va, la = v[:, a_idx], lam[:, a_idx]
-            g = -np.sum((la - lam[:, b_idx]) * (va - v[:, b_idx]), axis=0)
-            unit = (1.0 * _watt()) / Quantity(1.0, dim=get_dimensions(conn.values))
-            if conn.dense:
+        for name, spec in self.circuit.parameters().items():
+            g = flat[name]
+            if spec.kind == "connection" and self.circuit.connections[name].dense:
+                conn = self.circuit.connections[name]
                 full = np.zeros(conn.shape)
                 full[conn.i, conn.j] = g
                 g = full
-            out[name] = Quantity(g, dim=get_dimensions(unit))
+            out[name] = Quantity(g, dim=get_dimensions((1.0 * watt) / spec.unit))
         return out
-
-
-def _watt():
-    from brian2 import watt
-
-    return watt
 
 
 def exact_gradient(net, x, y, loss) -> dict:

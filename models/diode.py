@@ -51,3 +51,18 @@ class Diode(ShuntElement):
     def validate(self):
         if float(self.values["I_s"]) <= 0 or float(self.values["V_T"]) <= 0:
             raise ValueError(f"Diode needs I_s > 0 and V_T > 0; got {self.values}.")
+
+    def spice(self, ctx, node, values, state0, label):
+        """A ``D`` element to a shared bias node (or the exact law as a ``B`` source)."""
+        I_s, V_T, V_b = values["I_s"], values["V_T"], values["V_bias"]
+        bias = ctx.bias_node(V_b)
+        anode, cathode = (node, bias) if self.direction == "to_bias" else (bias, node)
+        if ctx.diode == "B":
+            # current from anode through the source to cathode
+            ctx.add(f"B_{label} {anode} {cathode} I={ctx.number(I_s)}*(exp(V({anode},"
+                    f"{cathode})/{ctx.number(V_T)})-1)")
+            return
+        ctx.add(f"D_{label} {anode} {cathode} {ctx.diode_model(I_s, V_T)}")
+
+    def _repr_args(self):
+        return f"direction={self.direction!r}, " + super()._repr_args()

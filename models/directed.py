@@ -27,17 +27,16 @@ class DirectedSynapse(BranchElement):
     -----
     The element has no energy term: it is not reciprocal, and equilibrium
     propagation does not apply. The adjoint estimator trains it exactly: its
-    adjoint is the same source with pre and post swapped (DESIGN §3.3).
+    adjoint is the same source with pre and post swapped (``docs/physics.md``, §5).
     """
 
     learnable = "G"
     learnable_unit = siemens
     parameters = (Parameter("V_s", volt, 0.1 * volt), Parameter("V_0", volt, 0 * volt))
-    local = None
     reciprocal = False
     directed = True
-    dc_path = False
     nonnegative = False
+    spice_words = ("directed synapses (B sources)", "transconductance")
 
     def __init__(self, s: str = "V_s*tanh((v_pre - V_0)/V_s)", **values):
         self.s = s

@@ -1,6 +1,5 @@
 """Inductors between two nodes: branches with a flux state."""
 
-import numpy as np
 from brian2 import amp, ohm
 from brian2.units.allunits import henry, mweber, weber
 from brian2.units.fundamentalunits import get_dimensions
@@ -28,26 +27,39 @@ class Inductor(BranchElement):
     Notes
     -----
     Its energy ``½ φ²/L`` is stored, not dissipated: equilibrium propagation
-    on co-contents has no local quantity for ``L``, so only the adjoint
-    estimator computes gradients for it.
+    on co-contents has no local quantity for ``L`` (its current is set by its
+    state, not by the voltage across it), so only the adjoint estimator computes
+    gradients for it. ``L`` must stay positive: training it needs a positive
+    lower bound (``eq.Bounds(low=...)``).
     """
 
     learnable = "L"
     learnable_unit = henry
-    parameters = (Parameter("R", ohm, 0 * ohm),)
+    learnable_sign = "positive"
+    parameters = (Parameter("R", ohm, 0 * ohm, sign="nonnegative"),)
     current = "phi/L"
-    local = None
     states = (State("phi", weber, "v_pre - v_post - R*phi/L"),)
+    spice_words = ("inductors", "inductance")
 
     def validate(self):
         if float(self.values["R"]) < 0:
             raise ValueError(f"Inductor needs R >= 0; got {self.values['R']}.")
 
-    def check_values(self, name, values):
-        q = super().check_values(name, values)
-        if np.any(np.asarray(q) <= 0):
-            raise ValueError(f"{name}: inductances must be positive (henry); got {values!r}.")
-        return q
+    def spice(self, ctx, a, b, theta, state0, label):
+        """An ``L`` element (``IC=`` its current ``φ/L``), then its series ``R`` if any."""
+        R = float(self.values["R"])
+        i0 = 0.0 if state0 is None else float(state0["phi"]) / theta
+        ic = f" IC={ctx.number(i0)}" if ctx.transient else ""
+        if R > 0:
+            m = ctx.fresh(f"{label}_m")
+            ctx.add(f"L_{label} {a} {m} {ctx.number(theta)}{ic}")
+            ctx.add(f"R_{label}_ser {m} {b} {ctx.number(R)}")
+        else:
+            ctx.add(f"L_{label} {a} {b} {ctx.number(theta)}{ic}")
+
+    def spice_note(self):
+        R = float(self.values["R"])
+        return f" with series R = {R!r} ohm" if R > 0 else ""
 
 
 class NonlinearInductor(Inductor):
@@ -82,6 +94,10 @@ class NonlinearInductor(Inductor):
         differentiate(current, "phi", "NonlinearInductor current")
         # dphi/dt = v_pre - v_post - R i
         self.states = (State("phi", weber, f"v_pre - v_post - R*({current})"),)
+
+    # no SPICE inductor takes the current as a function of the flux: the generic form
+    spice = BranchElement.spice
+    spice_words = ("nonlinear inductors (flux on a 1 F node, B sources)", "inductance")
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.values.items())

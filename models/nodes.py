@@ -9,7 +9,7 @@ from .diode import Diode
 __all__ = ["CapacitorNode", "DiodeNeuron", "NonlinearCapacitorNode"]
 
 
-def CapacitorNode(C=1 * nF, g_leak=1 * uS, shunts=()) -> NodeModel:
+def CapacitorNode(C=1 * nF, g_leak=1 * uS, shunts=(), *, v0=None, learn=()) -> NodeModel:
     """A linear node: capacitor ``C`` and leak ``g_leak`` to ground.
 
     Parameters
@@ -20,8 +20,12 @@ def CapacitorNode(C=1 * nF, g_leak=1 * uS, shunts=()) -> NodeModel:
         Leak conductance to ground.
     shunts : sequence of ShuntElement
         Extra elements to ground or to a bias source.
+    v0 : Quantity, volt, optional
+        Initial voltage of time-varying runs (default 0 V).
+    learn : sequence of str
+        ``("g_leak",)`` makes the leak learnable per node (``"<group>.g_leak"``).
     """
-    return NodeModel(C=C, g_leak=g_leak, shunts=tuple(shunts))
+    return NodeModel(C=C, g_leak=g_leak, shunts=tuple(shunts), v0=v0, learn=learn)
 
 
 def DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt, V_high=0.2 * volt,

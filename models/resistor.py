@@ -20,3 +20,10 @@ class Resistor(BranchElement):
     current = "g*(v_pre - v_post)"
     local = "0.5*(v_pre - v_post)**2"
     local_unit = volt**2
+    spice_words = ("resistors", "conductance")
+
+    def spice(self, ctx, a, b, theta, state0, label):
+        """An ``R`` element of ``1/g`` ohm."""
+        if theta < 0:
+            raise ctx.refuse(f"Resistor {label} has a negative conductance {theta!r} S.")
+        ctx.add(f"R_{label} {a} {b} {ctx.number(1.0 / theta)}")

@@ -18,7 +18,7 @@ def _grads(vals):
 
 def test_sgd_step_is_lr_times_gradient():
     # exact arithmetic: θ - lr·g with lr in S/V² (plain number taken in SI)
-    opt = eq.SGD(lr=1e-7)
+    opt = eq.SGD(lr=1e-7 * siemens / volt**2)
     new = opt.step(_params([5.0, 5.0]), _grads([10.0, -10.0]))
     np.testing.assert_allclose(np.asarray(new["a"]), [4e-6, 6e-6], rtol=1e-12)
 
@@ -30,7 +30,7 @@ def test_sgd_checks_lr_units():
 
 
 def test_bounds_keep_conductances_non_negative_and_below_max():
-    opt = eq.SGD(lr=1.0, bounds=eq.Bounds(g_min=0 * siemens, g_max=8 * uS))
+    opt = eq.SGD(lr=1.0 * siemens / volt**2, bounds=eq.Bounds(g_min=0 * siemens, g_max=8 * uS))
     new = opt.step(_params([1.0, 5.0]), _grads([1e-5, -1e-5]))
     np.testing.assert_allclose(np.asarray(new["a"]), [0.0, 8e-6], rtol=1e-12)
 
@@ -44,7 +44,7 @@ def test_bounds_reject_bad_values():
 
 def test_momentum_accumulates_velocity():
     # two steps with a constant gradient g: total displacement lr·g·(1 + (1 + μ))
-    opt = eq.Momentum(lr=1e-7, momentum=0.5)
+    opt = eq.Momentum(lr=1e-7 * siemens / volt**2, momentum=0.5)
     p = _params([10.0])
     for _ in range(2):
         p = opt.step(p, _grads([1.0]))
@@ -60,12 +60,22 @@ def test_adam_first_step_has_size_lr_whatever_the_gradient_scale():
 
 
 def test_optimizer_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="lr must be positive"):
-        eq.SGD(lr=0)
+    rate = siemens / volt**2
+    with pytest.raises(ValueError, match="lr must be a positive"):
+        eq.SGD(lr=0 * rate)
     with pytest.raises(ValueError, match="momentum"):
-        eq.Momentum(lr=1.0, momentum=1.5)
+        eq.Momentum(lr=1.0 * rate, momentum=1.5)
     with pytest.raises(KeyError, match="No gradient"):
-        eq.SGD(lr=1.0).step(_params([1.0]), {})
+        eq.SGD(lr=1.0 * rate).step(_params([1.0]), {})
+
+
+@pytest.mark.parametrize("cls", [eq.SGD, eq.Momentum, eq.Adam])
+def test_a_rate_without_units_is_refused(cls):
+    """Adam(lr=0.01) would be read as 0.01 S per step: a thousandfold jump on µS weights."""
+    with pytest.raises(TypeError, match=r"must carry units \(e\.g\. "):
+        cls(lr=0.01)
+    with pytest.raises(TypeError, match=r"lr\['h~y'\]=\.\.\.\) must carry units"):
+        cls(lr={"*": 0.1 * uS, "h~y": 1.0})
 
 
 def test_accuracy_metric():
@@ -121,11 +131,11 @@ def test_interrupt_saves_a_checkpoint_mid_epoch(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = tr.optimizer.step
 
-    def flaky(params, grads):
+    def flaky(params, grads, specs=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return original(params, grads)
+        return original(params, grads, specs)
 
     monkeypatch.setattr(tr.optimizer, "step", flaky)
     with pytest.raises(KeyboardInterrupt):

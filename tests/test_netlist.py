@@ -129,7 +129,7 @@ def test_network_export_uses_current_params_inputs_and_state():
 
 
 class Cubic(BranchElement):
-    """A nonlinear synapse with no SPICE element."""
+    """A nonlinear synapse with no SPICE element of its own: written as a B source."""
 
     learnable = "g"
     learnable_unit = siemens
@@ -139,19 +139,45 @@ class Cubic(BranchElement):
 
 
 class CubicShunt(ShuntElement):
-    """A nonlinear leak with no SPICE element."""
+    """A nonlinear leak with no SPICE element of its own: written as a B source."""
 
     parameters = (Parameter("k", amp / volt**3, 1e-6 * amp / volt**3),)
     current = "-k*v**3"
 
 
+class ExprelShunt(ShuntElement):
+    """A shunt whose law uses a function ngspice's B sources lack."""
+
+    parameters = (Parameter("I0", amp, 1 * nA),)
+    current = "-I0*exprel(v/(0.1*volt))"
+
+
+def test_elements_without_a_spice_element_are_written_as_behavioural_sources():
+    """A cubic branch and a cubic shunt become B sources with the same laws, in SPICE syntax."""
+    c = eq.Circuit()
+    c.add_input("x", 1)
+    c.add_nodes("y", 2, eq.models.CapacitorNode(shunts=[CubicShunt()]))
+    c.connect("x", "y", Cubic(), g=np.ones((1, 2)) * uS)
+    text = to_spice(c, [[1.0]] * volt)
+    branch = [ln for ln in element_lines(text, "B") if ln.startswith("B_c0_")]
+    shunt = [ln for ln in element_lines(text, "B") if ln.startswith("B_y_")]
+    assert [ln.split()[1:3] for ln in branch] == [["x_0", "y_0"], ["x_0", "y_1"]]
+    assert [ln.split()[1:3] for ln in shunt] == [["0", "y_0"], ["0", "y_1"]]
+    for v in (-0.3, 0.2):
+        i_branch = eval_spice(branch[0].split("I=", 1)[1], x_0=0.5, y_0=v)
+        assert i_branch == pytest.approx(1e-6 * (0.5 - v) ** 3, rel=1e-14)
+        assert eval_spice(shunt[0].split("I=", 1)[1], y_0=v) == pytest.approx(-1e-6 * v**3,
+                                                                             rel=1e-14)
+
+
 @pytest.mark.parametrize(
     ("build", "match"),
     [
-        (lambda c: c.connect("x", "y", Cubic(), g=np.ones((1, 2)) * uS),
-         r"Connection 'x->y' uses Cubic, which has no SPICE equivalent"),
-        (lambda c: c.add_nodes("z", 1, eq.models.CapacitorNode(shunts=[CubicShunt()])),
-         r"Node group 'z' has shunt 0, a CubicShunt, which has no SPICE equivalent"),
+        (lambda c: c.connect("x", "y", eq.models.DirectedSynapse("V_s*exprel(v_pre/V_s)"),
+                             g=np.ones((1, 2)) * uS),
+         r"Connection 'x->y': .*function 'exprel'"),
+        (lambda c: c.add_nodes("z", 1, eq.models.CapacitorNode(shunts=[ExprelShunt()])),
+         r"Node group 'z': .*function 'exprel'"),
         (lambda c: c.add_nodes("Y", 1, eq.models.CapacitorNode()),
          r"Groups 'y' and 'Y' differ only in case"),
     ],
@@ -486,21 +512,26 @@ def test_spice_expression_errors(expr, match):
         spice_expression(expr, {"x": "V(a)"}, "test")
 
 
-def test_elements_without_spice_equivalent_are_named():
+def test_nonlinear_inductor_is_written_with_its_flux_as_a_state_node():
+    """No SPICE inductor takes i = h(φ): the flux is the voltage of a 1 F node charged by
+    dφ/dt = v_pre - v_post - R h(φ), and h(φ) flows as a B source (transients against
+    Brian2 are in the element contract tests)."""
     c = eq.Circuit()
     c.add_input("x", 1)
     c.add_nodes("y", 1, eq.models.CapacitorNode())
     c.connect("x", "y", eq.models.NonlinearInductor(R=1 * kohm), values=[[1.0]] * henry)
-    with pytest.raises(NetlistError, match=r"Connection 'x->y' uses NonlinearInductor .*no "
-                                           r"SPICE equivalent: its law gives the current"):
-        to_spice(c, [[1.0]] * volt)
-    c = eq.Circuit()
-    c.add_input("x", 1)
-    c.add_nodes("y", 1, eq.models.CapacitorNode())
-    c.connect("x", "y", eq.models.DirectedSynapse("V_s*exprel(v_pre/V_s)"),
-              g=[[1.0]] * uS)
-    with pytest.raises(NetlistError, match=r"Connection 'x->y': .*function 'exprel'"):
-        to_spice(c, [[1.0]] * volt)
+    text = to_spice(c, [[1.0]] * volt, analysis=("tran", 1 * us, 10 * us))
+    caps = [ln for ln in element_lines(text, "C") if ln.startswith("C_c0_0_phi")]
+    assert len(caps) == 1 and caps[0].split()[2:] == ["0", "1", "IC=0.0"]
+    node = caps[0].split()[1]
+    sources = {ln.split()[0]: ln for ln in element_lines(text, "B")}
+    dphi = sources[f"B_{node}"].split("I=", 1)[1]
+    cur = sources["B_c0_0"].split("I=", 1)[1]
+    phi = 2e-4
+    h = phi / 1.0 * (1 + (phi / 1e-3) ** 2)
+    assert eval_spice(cur, **{node: phi}) == pytest.approx(h, rel=1e-14)
+    assert eval_spice(dphi, x_0=1.0, y_0=0.25, **{node: phi}) == pytest.approx(
+        1.0 - 0.25 - 1e3 * h, rel=1e-14)
 
 
 def dc_solution(x):

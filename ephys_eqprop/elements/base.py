@@ -1,36 +1,56 @@
-"""Base classes for circuit elements.
+"""The documented base of every circuit element: parameters, states, current, co-content.
 
-Every element of a circuit is one of three kinds:
+An element is declared by Brian2 expression strings with units and nothing else:
 
-* a **node model** (:class:`NodeModel`): the capacitor at a node, its leak to
-  ground and any number of shunt elements;
-* a **shunt element** (:class:`ShuntElement`): a two-terminal element between a
-  node and ground or a fixed bias source (diode to a bias, current source);
-* a **branch element** (:class:`BranchElement`): a two-terminal element between
-  two nodes, usually a synapse with a learnable parameter (a resistor).
+* :attr:`Element.parameters` — :class:`Parameter` objects (name, unit, default,
+  whether it is learnable, its sign);
+* :attr:`Element.states` — :class:`State` objects (name, unit, time derivative,
+  initial value, the interval it must stay in);
+* :attr:`Element.current` — the current the element drives (into its node for a
+  node element, from ``pre`` to ``post`` for a branch);
+* :attr:`Element.energy` — optionally, its co-content (the energy-like term whose
+  derivative with respect to a parameter is the parameter's *local quantity* in
+  equilibrium propagation); when it is not given it is derived with sympy where that
+  is meaningful (see :meth:`Element.energy_expr`).
 
-Each element is described by Brian2 expression strings with units. The element
-states its current (into the node, or from ``pre`` to ``post``) and, for learnable
-branch elements, its *local quantity* ∂E/∂θ: the derivative of its co-content
-with respect to its parameter, which the element could measure itself.
+Everything else — the Brian2 equations of the forward run, the adjoint (a sympy
+Jacobian of these expressions), the local quantities, the exact steady-state
+reference, the SPICE form — follows from these declarations in the element kinds
+(:mod:`~ephys_eqprop.elements.shunt`, :mod:`~ephys_eqprop.elements.branch`,
+:mod:`~ephys_eqprop.elements.node`). Elements state *capabilities* the rest of the
+package asks for: :attr:`Element.has_energy`, :attr:`Element.dc_path`,
+:attr:`Element.dynamic`, :meth:`Element.spice`, and each parameter's sign.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import sympy
 from brian2 import Quantity, get_dimensions, have_same_dimensions
-from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, Unit
-from brian2.utils.stringtools import word_substitute
 
-__all__ = ["Parameter", "State", "ShuntElement", "BranchElement", "NodeModel", "check_quantity",
-           "differentiate"]
+from ..expressions import (
+    antiderivative,
+    differentiate,
+    expression_dimensions,
+    free_names,
+    rename,
+)
+
+__all__ = ["SIGNS", "Element", "Parameter", "State", "check_quantity", "differentiate",
+           "expression_dimensions", "valid_name"]
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: the signs a parameter may be declared with
+SIGNS = ("nonnegative", "positive", "signed")
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` can be used as a node-group, connection or variable name."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name))
 
 
 def _unit_name(unit) -> str:
@@ -45,7 +65,8 @@ def _unit_name(unit) -> str:
     return str(unit)
 
 
-def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_array: bool = True):
+def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_array: bool = True,
+                   positive: bool = False):
     """Check that ``value`` carries the dimensions of ``unit``; return it as a Quantity.
 
     Parameters
@@ -60,6 +81,8 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
         If true, negative entries are refused.
     allow_array : bool
         If false, only scalars are accepted.
+    positive : bool
+        If true, entries that are not strictly positive are refused.
 
     Raises
     ------
@@ -67,8 +90,8 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
         If the dimensions do not match (the message shows what was received and
         how to attach the unit).
     ValueError
-        If ``nonnegative`` and an entry is negative, or if an array was given
-        where a scalar is needed.
+        If an entry is negative (``nonnegative``) or not positive (``positive``),
+        not finite, or if an array was given where a scalar is needed.
     """
     plain = unit is None or isinstance(unit, int)
     expected = DIMENSIONLESS if plain else get_dimensions(unit)
@@ -96,7 +119,19 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
     if nonnegative and np.any(arr < 0):
         raise ValueError(f"{name} must be non-negative; got {value!r}. Conductances and "
                          "capacitances of passive elements cannot be negative.")
+    if positive and np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive; got {value!r}.")
     return q
+
+
+def check_sign(name: str, values, sign: str) -> None:
+    """Raise ``ValueError`` if ``values`` break the declared ``sign`` of a parameter."""
+    arr = np.asarray(values, dtype=float)
+    if sign == "nonnegative" and np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative; got {values!r}. Conductances of "
+                         "passive elements cannot be negative.")
+    if sign == "positive" and np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive; got {values!r}.")
 
 
 @dataclass(frozen=True)
@@ -111,87 +146,105 @@ class Parameter:
         Brian2 unit (dimensions) of the parameter.
     default : Quantity
         Default value.
+    learnable : bool
+        Whether the parameter is learnable by default (stored per node of a node
+        group and returned by every estimator; an element instance may change the
+        choice with ``learn=``).
+    sign : {"signed", "nonnegative", "positive"}
+        Values it may take: checked when values are set, and the default bounds
+        of learning (a conductance stays ≥ 0).
     """
 
     name: str
     unit: object
     default: Quantity
+    learnable: bool = False
+    sign: str = "signed"
+
+    def __post_init__(self):
+        if not valid_name(self.name):
+            raise ValueError(f"Parameter name {self.name!r} must start with a letter and hold "
+                             "only letters, digits and underscores.")
+        if self.sign not in SIGNS:
+            raise ValueError(f"Parameter {self.name!r}: sign must be one of {SIGNS}; got "
+                             f"{self.sign!r}.")
 
 
 @dataclass(frozen=True)
 class State:
-    """A state variable of a branch element, integrated along the branch.
+    """A state variable of an element, with its own equation.
 
     Parameters
     ----------
     name : str
-        Name used in the element's expressions (e.g. ``phi``).
+        Name used in the element's expressions (``phi``, ``m``).
     unit : Unit
-        Brian2 unit of the state (e.g. ``weber`` for an inductor's flux).
+        Brian2 unit of the state (``weber`` for a flux, ``1`` for a gate).
     rhs : str
-        Its time derivative, a Brian2 expression in ``v_pre``, ``v_post``, the
-        element's states and parameters (e.g. ``v_pre - v_post`` for a flux).
+        Its time derivative, a Brian2 expression in the element's terminal
+        voltages (``v`` for a node element, ``v_pre`` and ``v_post`` for a
+        branch), its states and its parameters.
+    init : str, optional
+        Its initial value, a Brian2 expression in the same names evaluated at the
+        initial voltages (a gate's steady state at rest: ``m_inf`` written out);
+        default 0.
+    bounds : tuple of float, optional
+        ``(low, high)`` in SI units: the interval the state must stay in (a gate in
+        ``[0, 1]``). A run that leaves it stops with an error naming the time step.
     """
 
     name: str
     unit: object
     rhs: str
+    init: str | None = None
+    bounds: tuple | None = None
+
+    def __post_init__(self):
+        if not valid_name(self.name):
+            raise ValueError(f"State name {self.name!r} must start with a letter and hold "
+                             "only letters, digits and underscores.")
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if not float(lo) < float(hi):
+                raise ValueError(f"State {self.name!r}: bounds must be (low, high) with "
+                                 f"low < high; got {self.bounds!r}.")
+
+    @property
+    def quantity(self) -> Quantity:
+        """One unit of the state, as a Quantity."""
+        return Quantity(1.0, dim=get_dimensions(self.unit))
 
 
-def differentiate(expr: str, var: str, what: str = "expression") -> str:
-    """∂expr/∂var as a Brian2 expression string, derived with sympy.
+class Element:
+    """Shared base of node elements (:class:`~ephys_eqprop.elements.ShuntElement`) and
+    branch elements (:class:`~ephys_eqprop.elements.BranchElement`).
 
-    Raises
-    ------
-    ValueError
-        If the expression cannot be parsed or differentiated (the message names
-        ``what``).
+    Subclasses declare :attr:`parameters`, :attr:`states`, :attr:`current` and
+    optionally :attr:`energy`, :attr:`dc_path` and :meth:`validate`.
+
+    Parameters
+    ----------
+    learn : sequence of str, optional
+        Which parameters are learnable, overriding the declaration of each
+        :class:`Parameter` (``learn=()`` freezes them all).
+    **values : Quantity
+        Values of the declared parameters (defaults otherwise).
     """
-    try:
-        sym = str_to_sympy(expr)
-        target = [s for s in sym.free_symbols if s.name == var]
-        if not target:
-            return "0"
-        deriv = sympy.diff(sym, target[0])
-        if deriv.has(sympy.Derivative) or deriv.has(sympy.Subs):
-            raise ValueError(f"sympy left an unevaluated derivative: {deriv}")
-        deriv = sympy.simplify(deriv)
-    except Exception as ex:  # sympy raises many kinds of errors
-        raise ValueError(
-            f"Cannot differentiate the {what} {expr!r} with respect to {var!r} with sympy: "
-            f"{ex}. Write it with functions sympy knows (exp, log, tanh, sqrt, ...)."
-        ) from ex
-    return "0" if deriv == 0 else sympy_to_str(deriv)
-
-
-def expression_dimensions(expr: str, values: dict, what: str):
-    """Physical dimensions of a Brian2 expression given example values of its names.
-
-    Raises
-    ------
-    ValueError
-        If the expression cannot be parsed or its units are inconsistent.
-    """
-    from brian2.core.functions import DEFAULT_FUNCTIONS
-    from brian2.core.variables import Constant
-    from brian2.parsing.expressions import parse_expression_dimensions
-
-    variables = dict(DEFAULT_FUNCTIONS)
-    for n, val in values.items():
-        variables[n] = Constant(n, float(np.asarray(val)), dimensions=get_dimensions(val))
-    try:
-        return parse_expression_dimensions(expr, variables)
-    except Exception as ex:
-        raise ValueError(f"{what}: cannot check its units: {ex}") from ex
-
-
-class _ExpressionElement:
-    """Shared machinery: parameters, their values, renaming for code generation."""
 
     #: parameters of the element kind (override in subclasses)
     parameters: tuple[Parameter, ...] = ()
+    #: state variables with their own equations (override in subclasses)
+    states: tuple[State, ...] = ()
+    #: the current the element drives, a Brian2 expression (amp)
+    current: str = "0*amp"
+    #: its co-content (watt) if given explicitly; see :meth:`energy_expr`
+    energy: str | None = None
+    #: whether it conducts at DC (gives its nodes a path to ground); ``None``: derived
+    dc_path: bool | None = None
+    #: names of the terminal voltages the expressions use (set by the element kinds)
+    terminals: tuple[str, ...] = ()
 
-    def __init__(self, **values):
+    def __init__(self, *, learn=None, **values):
         known = {p.name: p for p in self.parameters}
         for key in values:
             if key not in known:
@@ -202,246 +255,115 @@ class _ExpressionElement:
         self.values: dict[str, Quantity] = {}
         for p in self.parameters:
             val = values.get(p.name, p.default)
-            self.values[p.name] = check_quantity(
-                f"{type(self).__name__}({p.name}=...)", val, p.unit, allow_array=False
-            )
+            q = check_quantity(f"{type(self).__name__}({p.name}=...)", val, p.unit,
+                               allow_array=False)
+            check_sign(f"{type(self).__name__}({p.name}=...)", q, p.sign)
+            self.values[p.name] = q
+        if learn is None:
+            chosen = tuple(p.name for p in self.parameters if p.learnable)
+        else:
+            if isinstance(learn, str):
+                learn = (learn,)
+            chosen = tuple(learn)
+            unknown = [n for n in chosen if n not in known]
+            if unknown:
+                raise ValueError(f"{type(self).__name__}(learn=...) names {unknown}, which are "
+                                 f"not among its parameters {sorted(known)}.")
+        #: names of the parameters learned per node (node elements)
+        self.learned: tuple[str, ...] = chosen
         self.validate()
 
+    # ------------------------------------------------------------------ declarations
     def validate(self) -> None:
         """Check parameter values; subclasses raise ``ValueError`` on bad values."""
 
-    @staticmethod
-    def _rename(expr: str, mapping: dict[str, str]) -> str:
-        return word_substitute(expr, mapping)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
-        return f"{type(self).__name__}({args})"
-
-
-class ShuntElement(_ExpressionElement):
-    """A two-terminal element between a node and ground (or a fixed bias source).
-
-    Subclasses set :attr:`parameters` and :attr:`current`, a Brian2 expression of
-    the node voltage ``v`` and the parameters giving the current **into** the node
-    (amp). Its small-signal conductance −∂i/∂v is derived with sympy.
-
-    The co-content of the element is ``F(v) = -∫ i dv``; a static circuit settles at
-    a stationary point of the sum of all co-contents.
-    """
-
-    #: current into the node, a Brian2 expression in ``v`` and the parameters (amp)
-    current: str = "0*amp"
-
-    def current_expr(self, prefix: str) -> str:
-        """The current into the node with parameters renamed to ``prefix + name``."""
-        return self._rename(self.current, {p.name: prefix + p.name for p in self.parameters})
-
-    def conductance_expr(self, prefix: str) -> str:
-        """Small-signal conductance −∂i/∂v (siemens), with renamed parameters."""
-        sym = str_to_sympy(self.current_expr(prefix))
-        v = [s for s in sym.free_symbols if s.name == "v"]
-        if not v:
-            return "0*siemens"
-        deriv = sympy.simplify(-sympy.diff(sym, v[0]))
-        if deriv == 0:
-            return "0*siemens"
-        return sympy_to_str(deriv)
-
-    def numeric(self):
-        """Numpy functions ``(i(v), g(v))`` in SI units for the exact reference."""
-        sym = str_to_sympy(self.current)
-        vs = sympy.Symbol("v", real=True)
-        subs = {}
-        for s in sym.free_symbols:
-            if s.name == "v":
-                subs[s] = vs
-            else:
-                subs[s] = float(np.asarray(self.values[s.name]))
-        expr = sym.subs(subs)
-        di = sympy.diff(expr, vs)
-        f_i = sympy.lambdify(vs, expr, "numpy")
-        f_g = sympy.lambdify(vs, -di, "numpy")
-
-        def i_fun(v):
-            return np.broadcast_to(f_i(v), np.shape(v)).astype(float)
-
-        def g_fun(v):
-            return np.broadcast_to(f_g(v), np.shape(v)).astype(float)
-
-        return i_fun, g_fun
-
-
-class BranchElement(_ExpressionElement):
-    """A two-terminal element between two nodes (``pre`` and ``post``).
-
-    Subclasses set :attr:`parameters`, :attr:`learnable` (the name of the learnable
-    parameter, stored per synapse), :attr:`current` (current from ``pre`` to
-    ``post`` as a Brian2 expression in ``v_pre``, ``v_post`` and the parameters) and
-    :attr:`local` (the local quantity ∂E/∂θ for the learnable parameter, a Brian2
-    expression; for a conductance ``0.5*(v_pre - v_post)**2``).
-    """
-
-    learnable: str = "g"
-    learnable_unit: object = None
-    current: str = "0*amp"
-    #: local quantity ∂E/∂θ (``None``: the element has no energy term for θ)
-    local: str | None = "0*volt**2"
-    #: unit of the local quantity ∂E/∂θ
-    local_unit: object = None
-    #: whether the element has an energy term (equilibrium propagation applies)
-    reciprocal: bool = True
-    #: whether the learnable parameter is kept non-negative
-    nonnegative: bool = True
-    #: state variables integrated along the branch (e.g. an inductor's flux)
-    states: tuple = ()
-    #: directed elements inject their current into ``post`` only (no current leaves
-    #: ``pre``): a voltage-controlled current source
-    directed: bool = False
-    #: whether the element conducts at DC (gives its nodes a path to ground)
-    dc_path: bool = True
-
     @property
     def dynamic(self) -> bool:
-        """Whether the element has states of its own (needs time-varying runs)."""
+        """Whether the element has states of its own (it needs time-varying runs)."""
         return bool(self.states)
 
-    def param_expr(self, expr: str, prefix: str = "p_") -> str:
-        """``expr`` with the fixed parameters renamed to ``prefix + name``."""
-        return self._rename(expr, {p.name: prefix + p.name for p in self.parameters})
+    def parameter(self, name: str) -> Parameter:
+        """The declared :class:`Parameter` called ``name``."""
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
 
-    def local_numpy(self, v_pre: np.ndarray, v_post: np.ndarray, theta: np.ndarray):
-        """Evaluate :attr:`local` with numpy (SI floats) from terminal voltages."""
-        fun = getattr(self, "_local_fun", None)
-        if fun is None:
-            names = ("v_pre", "v_post", self.learnable)
-            args = [sympy.Symbol(n, real=True) for n in names]
-            subs = {}
-            for sym in str_to_sympy(self.local).free_symbols:
-                subs[sym] = (args[names.index(sym.name)] if sym.name in names
-                             else float(np.asarray(self.values[sym.name])))
-            fun = sympy.lambdify(args, str_to_sympy(self.local).subs(subs), "numpy")
-            self._local_fun = fun
-        return fun(v_pre, v_post, theta)
+    def names(self) -> set[str]:
+        """Every name the element declares (parameters and states)."""
+        return {p.name for p in self.parameters} | {s.name for s in self.states}
 
-    def check_values(self, name: str, values) -> Quantity:
-        """Check per-synapse values of the learnable parameter."""
-        return check_quantity(name, values, self.learnable_unit, nonnegative=self.nonnegative)
+    def example_values(self) -> dict:
+        """One example value with the right dimensions for every name of the element."""
+        from brian2 import volt
 
+        out = {t: 1 * volt for t in self.terminals}
+        out.update({s.name: s.quantity for s in self.states})
+        out.update(self.values)
+        return out
 
-@dataclass
-class NodeModel:
-    """A circuit node: a capacitor to ground, a leak conductance, shunt elements.
+    def check_expression(self, expr: str, unit, what: str) -> None:
+        """Raise if ``expr`` uses unknown names or does not have the dimensions of ``unit``."""
+        known = self.names() | set(self.terminals)
+        from brian2.core.namespace import DEFAULT_UNITS
 
-    Parameters
-    ----------
-    C : Quantity, farad
-        Node capacitance (the dynamics of time-varying circuits; irrelevant to
-        the fixed point of a static circuit). For a nonlinear capacitor, the
-        small-signal capacitance at ``v = 0``.
-    g_leak : Quantity, siemens
-        Leak conductance to ground. Every node needs a path to ground, through the
-        leak or through its connections.
-    shunts : tuple of ShuntElement
-        Further elements between the node and ground or a bias source.
-    charge : str, optional
-        A nonlinear capacitor: its charge ``q = Q(v)`` as a Brian2 expression in
-        ``v`` and the names of ``charge_params`` (coulomb). The node integrates
-        ``dv/dt = I / Q'(v)`` with ``Q'`` derived by sympy; ``Q'`` must stay positive.
-    charge_params : dict of str to Quantity
-        Parameters of ``charge``.
-    """
-
-    C: Quantity
-    g_leak: Quantity
-    shunts: tuple = field(default_factory=tuple)
-    charge: str | None = None
-    charge_params: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        from brian2 import farad, siemens
-
-        self.C = check_quantity("C", self.C, farad, nonnegative=True, allow_array=False)
-        if float(self.C) <= 0:
-            raise ValueError(f"C must be positive; got {self.C!r}.")
-        self.g_leak = check_quantity("g_leak", self.g_leak, siemens, nonnegative=True,
-                                     allow_array=False)
-        self.shunts = tuple(self.shunts)
-        for k, s in enumerate(self.shunts):
-            if not isinstance(s, ShuntElement):
-                raise TypeError(f"shunts[{k}] must be a ShuntElement; got {type(s).__name__}.")
-        if self.charge is not None:
-            self._check_charge()
-
-    def _check_charge(self):
-        if not isinstance(self.charge, str):
-            raise TypeError(f"charge must be a Brian2 expression string in v; got "
-                            f"{type(self.charge).__name__}.")
-        for name, val in self.charge_params.items():
-            if not (isinstance(name, str) and _NAME_RE.match(name)) or name == "v":
-                raise ValueError(f"charge_params has an invalid name {name!r}.")
-            if not isinstance(val, Quantity) and not np.isscalar(val):
-                raise TypeError(f"charge_params[{name!r}] must be a scalar Quantity.")
-        try:
-            sym = str_to_sympy(self.charge)
-        except Exception as ex:
-            raise ValueError(f"Cannot parse charge={self.charge!r}: {ex}") from ex
-        names = {s.name for s in sym.free_symbols}
-        if "v" not in names:
-            raise ValueError(f"charge={self.charge!r} must depend on the node voltage v.")
-        unknown = names - {"v"} - set(self.charge_params)
+        unknown = {n for n in free_names(expr) if n not in known and n not in DEFAULT_UNITS}
         if unknown:
-            raise ValueError(f"charge={self.charge!r} uses {sorted(unknown)}, which are not in "
-                             f"charge_params {sorted(self.charge_params)}.")
-        differentiate(self.charge, "v", "charge")
-        fq, fc = self.charge_numeric()
-        from brian2 import coulomb, volt
+            raise ValueError(f"{type(self).__name__} {what} {expr!r} uses {sorted(unknown)}, "
+                             f"which are neither its terminals {list(self.terminals)}, states "
+                             f"nor parameters.")
+        dims = expression_dimensions(expr, self.example_values(), f"{type(self).__name__} "
+                                     f"{what} {expr!r}")
+        if dims is not get_dimensions(unit):
+            raise TypeError(f"{type(self).__name__} {what} {expr!r} must have units of "
+                            f"{get_dimensions(unit)}; it has {dims}.")
 
-        dims = expression_dimensions(self.charge, {"v": 1 * volt, **self.charge_params},
-                                     f"charge={self.charge!r}")
-        if dims is not get_dimensions(coulomb):
-            raise TypeError(f"charge={self.charge!r} must be a charge (coulomb); it has "
-                            f"dimensions {dims}.")
-        c0 = float(fc(0.0))
-        if not np.isfinite(c0) or c0 <= 0:
-            raise ValueError(f"dQ/dv of charge={self.charge!r} at v = 0 is {c0}; a "
-                             "capacitor needs a positive capacitance.")
+    # ------------------------------------------------------------------ energy
+    def energy_expr(self) -> str | None:
+        """The co-content (watt) whose parameter derivatives are the local quantities.
+
+        The declared :attr:`energy` if there is one; otherwise derived with sympy
+        by :meth:`_derived_energy` (``None`` where the element has no energy term:
+        a directed element, a current set by a state alone such as an inductor's).
+        """
+        if self.energy is not None:
+            return self.energy
+        cached = self.__dict__.get("_energy_cache", False)
+        if cached is False:
+            cached = self._derived_energy()
+            self.__dict__["_energy_cache"] = cached
+        return cached
+
+    def _derived_energy(self) -> str | None:
+        return None
 
     @property
-    def nonlinear(self) -> bool:
-        """Whether the capacitor is nonlinear (``charge`` given)."""
-        return self.charge is not None
+    def has_energy(self) -> bool:
+        """Capability: the element has an energy term (equilibrium propagation applies)."""
+        return self.energy_expr() is not None
 
-    def _prefixed(self, expr: str) -> str:
-        return word_substitute(expr, {n: "q_" + n for n in self.charge_params})
+    def local_expr(self, name: str) -> str | None:
+        """The local quantity ∂E/∂θ of parameter ``name`` (``None``: no energy term)."""
+        energy = self.energy_expr()
+        if energy is None:
+            return None
+        return differentiate(energy, name, f"co-content of {type(self).__name__}")
 
-    def capacitance_expr(self) -> str:
-        """Small-signal capacitance ``Q'(v)`` (farad), parameters prefixed ``q_``."""
-        if self.charge is None:
-            return "C"
-        return self._prefixed(differentiate(self.charge, "v", "charge"))
+    @staticmethod
+    def _integrate(expr: str, var: str) -> str | None:
+        return antiderivative(expr, var)
 
-    def charge_numeric(self):
-        """Numpy functions ``(Q(v), Q'(v))`` in SI units (linear: ``C v`` and ``C``)."""
-        if self.charge is None:
-            C = float(self.C)
-            return (lambda v: C * np.asarray(v, float)), (lambda v: np.full(np.shape(v), C))
-        vs = sympy.Symbol("v", real=True)
-        sym = str_to_sympy(self.charge)
-        subs = {s: (vs if s.name == "v" else float(np.asarray(self.charge_params[s.name])))
-                for s in sym.free_symbols}
-        expr = sym.subs(subs)
-        fq = sympy.lambdify(vs, expr, "numpy")
-        fc = sympy.lambdify(vs, sympy.diff(expr, vs), "numpy")
-        return (lambda v: np.broadcast_to(fq(v), np.shape(v)).astype(float),
-                lambda v: np.broadcast_to(fc(v), np.shape(v)).astype(float))
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _rename(expr: str, mapping: dict[str, str]) -> str:
+        return rename(expr, mapping)
 
-    def shunt_prefixes(self):
-        """Yield ``(prefix, shunt)`` with a unique parameter prefix per shunt."""
-        for k, s in enumerate(self.shunts):
-            yield f"sh{k}_", s
+    def _repr_args(self) -> str:
+        args = [f"{k}={v!r}" for k, v in self.values.items()]
+        declared = tuple(p.name for p in self.parameters if p.learnable)
+        if self.learned != declared:
+            args.append(f"learn={self.learned!r}")
+        return ", ".join(args)
 
-
-def valid_name(name: str) -> bool:
-    """Whether ``name`` can be used as a node-group or connection name."""
-    return isinstance(name, str) and bool(_NAME_RE.match(name))
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._repr_args()})"

@@ -1,0 +1,86 @@
+"""Ctrl-C during training: stop at a safe point, never in the middle of an update.
+
+Brian2 stops a run at the end of the current time step on the first Ctrl-C and
+leaves it to the caller to notice; :meth:`CircuitNetwork.run` turns that into a
+``KeyboardInterrupt``. During :meth:`Trainer.fit` an :class:`InterruptGuard`
+takes over the SIGINT handler:
+
+* inside a *critical section* (an optimizer step with its bookkeeping, a
+  checkpoint being written) the interrupt is held and raised when the section
+  ends, so the trainer's state is always either before or after an update;
+* during a Brian2 run, the run is asked to stop at the end of its step and the
+  interrupt is raised when it returns (the partial run is discarded);
+* anywhere else it is raised at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+__all__ = ["InterruptGuard", "brian2_run", "stop_requested"]
+
+_state = {"running": 0, "requested": False}
+
+
+def stop_requested() -> bool:
+    """Whether a Ctrl-C asked the current Brian2 run to stop (and clear the request)."""
+    requested = _state["requested"]
+    _state["requested"] = False
+    return requested
+
+
+@contextlib.contextmanager
+def brian2_run():
+    """Mark a Brian2 run in progress (an interrupt then stops it at the end of a step)."""
+    _state["running"] += 1
+    try:
+        yield
+    finally:
+        _state["running"] -= 1
+
+
+class InterruptGuard:
+    """The SIGINT handler of a training run (a no-op outside the main thread)."""
+
+    def __init__(self):
+        self.depth = 0
+        self.pending = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _handle(self, signum, frame):
+        from brian2 import Network
+
+        if _state["running"]:
+            # stop the run at the end of its time step; raised when it returns
+            _state["requested"] = True
+            Network._globally_stopped = True
+        if self.depth:
+            self.pending = True
+            return
+        if not _state["running"]:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def critical(self):
+        """A section an interrupt may not split: it is raised when the section ends."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0 and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
