@@ -7,7 +7,7 @@ tolerances (:class:`CaseResult`). New cases register with the :func:`case` decor
 (see :mod:`ephys_eqprop.validation.framework`).
 """
 
-from . import analytic, dynamic, framework, gradients, report, simulate, spice
+from . import analytic, dynamic, framework, gradients, neurons, report, simulate, spice
 from .framework import REGISTRY, Case, CaseContext, CaseResult, case, registered_cases
 from .runner import run_validation
 
@@ -21,6 +21,7 @@ __all__ = [
     "dynamic",
     "framework",
     "gradients",
+    "neurons",
     "registered_cases",
     "report",
     "run_validation",

@@ -196,7 +196,7 @@ def case(name: str, *, title: str, group: str, needs: Iterable[str] = ()):
 
 
 #: The built-in case modules, in report order; cases registered elsewhere come after them.
-_CASE_MODULES = ("analytic", "dynamic", "spice", "gradients", "bias_map")
+_CASE_MODULES = ("analytic", "dynamic", "spice", "gradients", "bias_map", "neurons")
 
 
 def registered_cases() -> list[Case]:
