@@ -1,6 +1,6 @@
 """Cost of one exact time-varying gradient: Adjoint against a forward run, Lagrangian EP and FD.
 
-DESIGN §3.2: the adjoint estimator costs one forward run that records the free
+docs/physics.md, §5: the adjoint estimator costs one forward run that records the free
 trajectory and one backward run of the adjoint circuit over it; its memory is the
 recorded trajectory, ``(N + 1) × (nodes + inputs + branch states) × batch`` floats.
 Lagrangian EP costs 2 (one-sided) or 3 (symmetric) forward runs and O(P) memory;

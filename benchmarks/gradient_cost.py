@@ -1,6 +1,6 @@
 """Cost of one gradient: EP and symmetric EP against finite differences, side by side.
 
-EP's promise (DESIGN §7): the gradient of all P conductances costs 2 (one-sided) or 3
+EP's promise (docs/physics.md, §3): the gradient of all P conductances costs 2 (one-sided) or 3
 (symmetric) settled phases, against 2P for central finite differences. This script
 measures wall time and settled steps of each on layered diode circuits of growing
 size, in one run on this machine, and prints the ratios.

@@ -27,9 +27,11 @@ from .interrupts import brian2_run, stop_requested
 
 __all__ = ["CircuitNetwork"]
 
-#: Brian2 objects a static phase keeps running when a user has added them: they only read
-_MONITOR_TYPES = ("StateMonitor", "SpikeMonitor", "EventMonitor", "PopulationRateMonitor",
-                  "RateMonitor")
+def _is_monitor(obj) -> bool:
+    """Capability of a user's Brian2 object: it only records (a static phase keeps it)."""
+    from brian2 import EventMonitor, PopulationRateMonitor, StateMonitor
+
+    return isinstance(obj, (StateMonitor, EventMonitor, PopulationRateMonitor))
 
 
 def _unit_str(q) -> str:
@@ -73,7 +75,7 @@ class CircuitNetwork:
     physical circuit. Static phases use ``relax = 1``: every node's capacitance is
     made proportional to its total conductance, so that one Euler step of length
     ``dt`` is one damped Jacobi (Newton for the node elements) sweep of Kirchhoff's
-    current law — same fixed point, fewest steps (``docs/physics.md``).
+    current law — same fixed point, fewest steps (``docs/physics.md``, §3).
     """
 
     def __init__(self, circuit, *, batch: int, target: str, dt: Quantity,
@@ -113,7 +115,7 @@ class CircuitNetwork:
         self.network = Network(*objects)
         self._own_ids = {id(o) for o in objects}
         self._update_G_tot()
-        self.set_state(None)
+        self.reset_state()
 
     # ------------------------------------------------------------------ construction
     def _make_node_group(self, name, spec):
@@ -443,8 +445,7 @@ class CircuitNetwork:
         network operation) would move that fixed point and make the gradient
         meaningless. Monitors only read, and keep recording.
         """
-        paused = [o for o in self.user_objects()
-                  if type(o).__name__ not in _MONITOR_TYPES and o.active]
+        paused = [o for o in self.user_objects() if not _is_monitor(o) and o.active]
         if paused:
             warnings.warn(
                 "Static phases run the circuit only: paused the objects added to "

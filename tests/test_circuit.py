@@ -220,3 +220,18 @@ def test_diode_node_satisfies_kirchhoff_by_hand():
     v_numpy = eq.SteadyState(net).solve(xs[:, None] * volt)
     assert_quantity_close(net.voltages("v"), v_numpy * volt, rtol=SETTLE_RTOL,
                           reason=SETTLE_REASON)
+
+
+def test_a_current_source_is_not_a_path_to_ground():
+    """A node fed only by a current source has no defined DC voltage."""
+    c = eq.Circuit()
+    c.add_input("x", 1)
+    c.add_nodes("v", 1, eq.models.CapacitorNode(
+        g_leak=0 * uS, shunts=[eq.models.CurrentSource(I=1 * nA)]))
+    with pytest.raises(eq.CircuitError, match=r"no path to ground.*a current source does not"):
+        c.build()
+    # with a diode to a bias source it has one
+    c2 = eq.Circuit()
+    c2.add_nodes("v", 1, eq.models.CapacitorNode(
+        g_leak=0 * uS, shunts=[eq.models.CurrentSource(I=1 * nA), eq.models.Diode()]))
+    c2.build()

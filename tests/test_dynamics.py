@@ -110,7 +110,7 @@ def test_lagrangian_ep_is_exact_in_the_quasi_static_limit():
 
 def test_lagrangian_ep_is_biased_away_from_the_quasi_static_limit():
     """At τω = 5 the nudge propagates forward in time while the loss's sensitivity
-    propagates backward: the estimate is far from the gradient (DESIGN §3.1). The
+    propagates backward: the estimate is far from the gradient (docs/physics.md, §5). The
     bias is a property of the estimator, kept visible here, not tuned away."""
     net, x, y, loss = _grads("rc", 5.0)
     exact = eq.Adjoint().gradient(net, x, y, loss)

@@ -344,3 +344,23 @@ def test_steady_state_accepts_a_circuit_description():
     v_net = eq.SteadyState(circuit.build(batch=2)).solve(x)
     # same linear algebra on the same numbers: agreement to rounding
     np.testing.assert_allclose(v_circ, v_net, rtol=0, atol=1e-15)
+
+
+def test_exact_reference_includes_constant_currents_set_on_node_groups(make_linear,
+                                                                         random_conductances):
+    """I_ext written into a node group is part of the circuit: the exact gradient and
+    symmetric EP agree with it (they differed by 4 % when the reference ignored it)."""
+    net = make_linear(random_conductances([2, 3, 2])).build(batch=2)
+    net.groups["h1"].I_ext = np.array([0.3, -0.2, 0.1, 0.3, -0.2, 0.1]) * uS * volt
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (2, 2)) * volt
+    y = rng.uniform(-0.1, 0.1, (2, 2)) * volt
+    loss = eq.losses.MSE()
+    exact = eq.ExactSteadyState().gradient(net, x, y, loss)
+    ep = eq.SymmetricEP(beta=1e-3).gradient(net, x, y, loss)
+    assert_quantity_close(ep, exact, rtol=1e-6, reason="linear circuit, O(beta^2) ~ 1e-8")
+    net.groups["h1"].I_ext = 0 * uS * volt
+    without = eq.ExactSteadyState().gradient(net, x, y, loss)
+    assert max(float(np.max(np.abs(np.asarray(exact[k]) - np.asarray(without[k]))))
+               for k in exact) > 1e-3 * max(float(np.max(np.abs(np.asarray(v))))
+                                             for v in exact.values())

@@ -150,3 +150,80 @@ def test_trainer_rejects_bad_batch_size():
     data, tr = _xor_trainer(None)
     with pytest.raises(ValueError, match="batch_size"):
         tr.fit(data.X_train, data.y_train, epochs=1, batch_size=5)
+
+
+# ------------------------------------------------------------------ rates and bounds per parameter
+def _mixed_circuit(G0):
+    """x(2) -> h(2) resistors; h -> y: a signed directed synapse and inductors."""
+    from brian2 import kohm, nF
+    from brian2.units.allunits import henry
+
+    c = eq.Circuit()
+    c.add_input("x", 2)
+    c.add_nodes("h", 2, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.add_nodes("y", 1, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.connect("x", "h", eq.models.Resistor(), g=np.array([[2.0, 1.0], [1.0, 2.0]]) * uS)
+    c.connect("h", "y", eq.models.DirectedSynapse(V_s=0.2 * volt), g=np.full((2, 1), G0) * uS)
+    c.connect("h", "y", eq.models.Inductor(R=10 * kohm), name="h~y",
+              values=np.full((2, 1), 500.0) * henry)
+    c.set_output("y")
+    return c
+
+
+def test_each_kind_of_parameter_learns_with_its_own_rate_and_bound():
+    """Resistors, a signed directed synapse and inductors in one circuit: Adam's first
+    step is exactly its rate in each parameter's units (lr·sign g, Adam's bias-corrected
+    first step), conductances stay >= 0, inductances inside their bounds, and the
+    directed synapse's G crosses zero because the teacher's is negative."""
+    from brian2 import ms
+    from brian2.units.allunits import henry
+
+    dt = 0.01 * ms
+    t = np.arange(400) * 0.01e-3
+    x = eq.TimeSeries((0.2 * np.stack([np.sin(2 * np.pi * 400 * t), np.cos(2 * np.pi * 300 * t)],
+                                      axis=-1))[None] * volt, dt=dt)
+    teacher = _mixed_circuit(-1.0).build(batch=1, dt=dt)
+    from ephys_eqprop.dynamics import prepare, simulate
+
+    y_out = simulate(teacher, prepare(teacher, x)).v_out
+    y = eq.TimeSeries(np.transpose(y_out, (1, 0, 2)) * volt, dt=dt)
+    net = _mixed_circuit(0.3).build(batch=1, dt=dt)
+    lr = {"x->h": 0.05 * uS, "h->y": 0.4 * uS, henry: 20 * henry}
+    bounds = {"h~y": eq.Bounds(low=200 * henry, high=900 * henry),
+              "x->h": eq.Bounds(high=3 * uS)}
+    opt = eq.Adam(lr=lr, bounds=bounds)
+    loss = eq.losses.MSE(g_nudge=1 * uS)
+    before = net.get_params()
+    grads = eq.Adjoint().gradient(net, x, y, loss)
+    net.set_params(opt.step(before, grads, net.params))
+    after = net.get_params()
+    for name, rate in (("x->h", 0.05e-6), ("h->y", 0.4e-6), ("h~y", 20.0)):
+        step = np.abs(np.asarray(after[name]) - np.asarray(before[name]))
+        np.testing.assert_allclose(step[np.asarray(grads[name]) != 0], rate, rtol=1e-6)
+    assert float(np.asarray(grads["h->y"]).sum()) > 0  # descent lowers G
+    tr = eq.Trainer(net, eq.Adjoint(), loss, opt, progress=False)
+    tr.fit(x, y, epochs=8)
+    final = net.get_params()
+    assert np.all(np.asarray(final["h->y"]) < 0), "G must cross zero: the teacher's is -1 µS"
+    assert np.all(np.asarray(final["x->h"]) >= 0) and np.all(np.asarray(final["x->h"]) <= 3e-6)
+    L = np.asarray(final["h~y"])
+    assert np.all((L >= 200) & (L <= 900))
+
+
+def test_rates_and_bounds_that_do_not_fit_the_parameters_are_refused():
+    from brian2.units.allunits import henry
+
+    net = _mixed_circuit(0.3).build(batch=1)
+    params = net.get_params()
+    grads = {k: np.ones(np.shape(v)) * volt**2 for k, v in params.items()}  # Adam: any unit
+    with pytest.raises(TypeError, match=r"for parameter 'h~y' must have dimensions"):
+        eq.Adam(lr=0.1 * uS).step(params, grads, net.params)
+    with pytest.raises(ValueError, match=r"'h~y' must stay positive.*Bounds\(low=\.\.\.\)"):
+        eq.Adam(lr={siemens: 0.1 * uS, henry: 1 * henry}).step(params, grads, net.params)
+    with pytest.raises(ValueError, match=r"below 0, but the parameter cannot be negative"):
+        eq.Adam(lr={siemens: 0.1 * uS, henry: 1 * henry},
+                bounds={"x->*": eq.Bounds(low=-1 * uS), "h~y": eq.Bounds(low=1 * henry)}
+                ).step(params, grads, net.params)
+    with pytest.raises(TypeError, match=r"does not have the units of parameter 'h~y'"):
+        eq.Adam(lr={siemens: 0.1 * uS, henry: 1 * henry},
+                bounds=eq.Bounds(high=5 * uS)).step(params, grads, net.params)

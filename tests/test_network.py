@@ -145,3 +145,27 @@ def test_local_quantity_is_half_the_squared_voltage_drop(small, rng):
         assert local[name].shape == (2, exp[0].size)
         assert_quantity_close(local[name] * volt**2, exp.reshape(2, -1) * volt**2, rtol=1e-14,
                               reason="the same expression evaluated by Brian2 and numpy")
+
+
+def test_static_phases_pause_a_users_driving_objects_and_keep_their_monitors(small):
+    """A PoissonGroup kicking I_ext through Synapses during static phases would move the
+    fixed point (the EP gradient came out 469x off); paused, the gradient is the exact
+    one, a warning names the object, and the user's StateMonitor still records."""
+    net = small.build(batch=2)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 2)) * volt
+    y = rng.uniform(-0.1, 0.1, (2, 2)) * volt
+    loss = eq.losses.MSE()
+    exact = eq.ExactSteadyState().gradient(net, x, y, loss)
+    poisson = brian2.PoissonGroup(4, rates=2000 * brian2.Hz, name="user_poisson")
+    kick = brian2.Synapses(poisson, net.groups["h1"], on_pre="I_ext_post += 0.05*nA",
+                           name="user_kick")
+    kick.connect(p=1.0)
+    mon = brian2.StateMonitor(net.groups["y"], "v", record=True, name="user_mon")
+    net.network.add(poisson, kick, mon)
+    with pytest.warns(eq.StaticPhaseWarning, match=r"paused .*'user_kick', 'user_poisson'"):
+        ep = eq.SymmetricEP(beta=1e-3).gradient(net, x, y, loss)
+    assert_quantity_close(ep, exact, rtol=1e-5, reason="EP's O(beta^2) bias at beta=1e-3; "
+                          "a running PoissonGroup would be orders of magnitude off")
+    assert len(mon.t) > 0 and np.all(np.asarray(net.groups["h1"].I_ext) == 0)
+    assert poisson.active and kick.active  # restored after the phases

@@ -26,3 +26,18 @@ def test_readme_time_varying_example_runs_and_matches_finite_differences():
         exec(compile(code, "README.md", "exec"), {})
     # the README prints the adjoint's error against finite differences (~1e-8)
     assert float(buf.getvalue().split()[-1]) < 1e-6
+
+
+def test_readme_elements_example_runs_and_its_optimizer_builds():
+    src = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
+    namespace: dict = {}
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(blocks[2], "README.md", "exec"), namespace)
+        exec(compile(blocks[3], "README.md", "exec"), namespace)
+    out = buf.getvalue()
+    assert "['x->n', 'n->y', 'n.R_rec', 'n.E_rec']" in out
+    # the README prints the adjoint's error against finite differences
+    assert float(out.split()[-1]) < 1e-6
+    assert isinstance(namespace["opt"], namespace["eq"].Adam)

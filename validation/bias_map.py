@@ -3,7 +3,7 @@
 Case ``bias_map``: Kendall's (2021) Lagrangian EP (:class:`ephys_eqprop.LagrangianEP`,
 one-sided and symmetric) against the exact gradient of the simulated loss
 (:class:`ephys_eqprop.Adjoint`) on random RC and RLC networks driven by sinusoids,
-over the normalised frequency τω and the nudge strength β (DESIGN §3.1); the
+over the normalised frequency τω and the nudge strength β (`docs/physics.md`, §5); the
 adjoint gradient is itself checked against central finite differences
 (:class:`ephys_eqprop.FiniteDifference`) at a few τω.
 
@@ -230,8 +230,8 @@ def bias_map(ctx):
     cosine similarity and max-norm relative error (max |estimate − exact| / max |exact|
     over all compared parameters).
 
-    Lagrangian EP is exact only in the quasi-static limit (DESIGN §3.1): its bias grows
-    with τω and is a measured property of the estimator, reported in the figures and in
+    Lagrangian EP is exact only in the quasi-static limit (`docs/physics.md`, §5): its bias
+    grows with τω and is a measured property of the estimator, reported in the figures and in
     `bias_map_table.md` (informational). The pass/fail figures are the quasi-static
     limit at τω = 0.01 (the acceptance criterion) and the adjoint against finite
     differences.
