@@ -45,7 +45,7 @@ from brian2 import (
 
 from .dynamics import operation
 from .errors import CircuitError
-from .expressions import differentiate, is_zero, numpy_function, rename, unit_string
+from .expressions import FUNCTIONS, differentiate, is_zero, numpy_function, rename, unit_string
 
 __all__ = ["AdjointCircuit"]
 
@@ -248,7 +248,7 @@ class AdjointCircuit:
         dt = float(net.dt)
         N = dcdv.shape[0]
         t0 = float(self.network.t)
-        namespace = {"t_start": t0 * second}
+        namespace = {"t_start": t0 * second, **FUNCTIONS}
         drives = []
 
         def reversed_in_time(key, arr):

@@ -21,6 +21,7 @@ from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 __all__ = [
+    "FUNCTIONS",
     "antiderivative",
     "differentiate",
     "expression_dimensions",
@@ -73,10 +74,40 @@ def is_zero(expr: str | None) -> bool:
         return False
 
 
+class _dexprel_sympy(sympy.Function):
+    """``d/dx exprel(x) = (1 + (x - 1) exprel(x)) / x``, with the limit 1/2 at 0."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sympy.Rational(1, 2)
+        return None
+
+
+_dexprel_sympy.__name__ = "dexprel"
+
+
+def _exprel_with_safe_derivative():
+    """Brian2's sympy ``exprel`` whose derivative is ``dexprel`` (no 0/0 at x = 0)."""
+    from brian2.core.functions import exprel as brian_exprel
+
+    class exprel_(brian_exprel):
+        def fdiff(self, argindex=1):
+            return _dexprel_sympy(self.args[0])
+
+    exprel_.__name__ = "exprel"
+    return brian_exprel, exprel_
+
+
 def differentiate(expr: str, var: str, what: str = "expression") -> str:
     """∂expr/∂var as a Brian2 expression string, derived with sympy.
 
-    Returns ``"0"`` if ``expr`` does not depend on ``var``.
+    Returns ``"0"`` if ``expr`` does not depend on ``var``. The derivative of
+    ``exprel`` is written as ``dexprel`` (:data:`FUNCTIONS`), which has no
+    removable singularity at 0 (the closed form ``(e^x (x - 1) + 1)/x²`` is 0/0 there
+    and loses all precision near it).
 
     Raises
     ------
@@ -89,10 +120,12 @@ def differentiate(expr: str, var: str, what: str = "expression") -> str:
         target = [s for s in sym.free_symbols if s.name == var]
         if not target:
             return "0"
+        brian_exprel, safe_exprel = _exprel_with_safe_derivative()
+        sym = sym.replace(brian_exprel, safe_exprel)
         deriv = sympy.diff(sym, target[0])
         if deriv.has(sympy.Derivative) or deriv.has(sympy.Subs):
             raise ValueError(f"sympy left an unevaluated derivative: {deriv}")
-        deriv = sympy.simplify(deriv)
+        deriv = sympy.simplify(deriv).replace(safe_exprel, brian_exprel)
     except Exception as ex:  # sympy raises many kinds of errors
         raise ValueError(
             f"Cannot differentiate the {what} {expr!r} with respect to {var!r} with sympy: "
@@ -157,8 +190,49 @@ def _exprel(x):
     return np.where(small, 1.0 + x / 2 + x * x / 6, np.expm1(safe) / safe)
 
 
+def _dexprel(x):
+    """``d/dx exprel(x)``: ``(expm1(x) (x - 1) + x)/x²``, its series ``1/2 + x/3 + x²/8 +
+    x³/30`` for ``|x| < 1e-3`` (the closed form loses ``ε/|x|`` of relative precision)."""
+    x = np.asarray(x, dtype=float)
+    small = np.abs(x) < 1e-3
+    safe = np.where(small, 1.0, x)
+    closed = (np.expm1(safe) * (safe - 1) + safe) / (safe * safe)
+    series = 0.5 + x / 3 + x * x / 8 + x**3 / 30
+    return np.where(small, series, closed)
+
+
+def _brian2_dexprel():
+    """``dexprel`` as a Brian2 function with numpy, Cython and C++ implementations."""
+    from brian2 import implementation
+    from brian2.core.functions import Function
+
+    cpp = """
+    double dexprel(double x)
+    {
+        if (fabs(x) < 1e-3)
+            return 0.5 + x/3.0 + x*x/8.0 + x*x*x/30.0;
+        return (expm1(x)*(x - 1.0) + x)/(x*x);
+    }
+    """
+    cython = """
+    from libc.math cimport fabs, expm1
+    cdef double dexprel(double x):
+        if fabs(x) < 1e-3:
+            return 0.5 + x/3.0 + x*x/8.0 + x*x*x/30.0
+        return (expm1(x)*(x - 1.0) + x)/(x*x)
+    """
+    func = Function(_dexprel, arg_units=[1], return_unit=1, arg_types=["float"],
+                    return_type="float", sympy_func=_dexprel_sympy)
+    implementation("cpp", cpp)(func)
+    implementation("cython", cython)(func)
+    return func
+
+
+#: Brian2 functions the package's derived expressions use, for run namespaces
+FUNCTIONS = {"dexprel": _brian2_dexprel()}
+
 #: numpy implementations of the Brian2 functions sympy keeps as functions
-_NUMPY_FUNCTIONS = {"exprel": _exprel}
+_NUMPY_FUNCTIONS = {"exprel": _exprel, "dexprel": _dexprel}
 
 
 def numpy_function(expr: str, args, constants: dict | None = None, *, what: str = "expression"):

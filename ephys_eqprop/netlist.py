@@ -573,7 +573,7 @@ class SpiceWriter:
     def flush_shared(self) -> None:
         """Write the shared bias sources and models collected so far."""
         if self._bias_lines:
-            self.add("* diode bias sources")
+            self.add("* bias sources and batteries")
             self.lines += self._bias_lines
             self._bias_lines = []
         if self._models:

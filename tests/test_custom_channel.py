@@ -130,6 +130,13 @@ def test_estimators_that_do_not_apply_refuse_it_clearly():
     for est in (eq.SymmetricEP(), eq.EP(), eq.ExactSteadyState()):
         with pytest.raises(eq.CircuitError, match=r"ToyAChannel with states of its own \(a, b\)"):
             est.gradient(net, xs, xs, eq.losses.MSE())
+    # it declares no co-content, so Lagrangian EP has no local quantity for g_A
+    dyn = channel_circuit().build(batch=2, dt=0.02 * ms)
+    x, y = waveforms()
+    with pytest.raises(eq.CircuitError, match=r"node parameter 'h.g_A'.*does not apply"):
+        eq.LagrangianEP().gradient(dyn, x, y, eq.losses.MSE())
+    g = eq.LagrangianEP(params=["x->h", "h->y"]).gradient(dyn, x, y, eq.losses.MSE())
+    assert set(g) == {"x->h", "h->y"}
 
 
 def test_gates_leaving_zero_one_stop_the_run_with_a_hint_on_dt():

@@ -140,6 +140,8 @@ def test_current_source_shifts_the_node():
 
 
 def test_models_all_is_the_catalogue():
-    assert sorted(models.__all__) == ["CapacitorNode", "CurrentSource", "Diode", "DiodeNeuron",
-                                      "DirectedSynapse", "Inductor", "NonlinearCapacitorNode",
-                                      "NonlinearInductor", "Resistor"]
+    assert sorted(models.__all__) == ["CapacitorNode", "CubicConductance", "CurrentSource",
+                                      "Diode", "DiodeNeuron", "DirectedSynapse", "Inductor",
+                                      "InductorToGround", "NagumoNeuron",
+                                      "NonlinearCapacitorNode", "NonlinearInductor", "Resistor",
+                                      "fitzhugh_parameters"]

@@ -353,6 +353,24 @@ class Element:
     def _integrate(expr: str, var: str) -> str | None:
         return antiderivative(expr, var)
 
+    # ------------------------------------------------------------------ SPICE
+    def _spice_states(self, ctx, names: dict, state0: dict | None, label: str,
+                      what: str) -> None:
+        """Write each state as the voltage of an internal node (the generic SPICE form).
+
+        The node holds a 1 F capacitor (``IC=`` the state's initial value) charged by a
+        ``B`` source with the state's time derivative, so that ``C dV/dt = I`` is the
+        state's equation; ``names`` gets ``V(node)`` for each state.
+        """
+        aux = {}
+        for st in self.states:
+            init = 0.0 if state0 is None else float(state0.get(st.name, 0.0))
+            aux[st.name] = ctx.state_node(f"{label}_{st.name}", init)
+            names[st.name] = f"V({aux[st.name]})"
+        for st in self.states:
+            rhs = ctx.expression(st.rhs, names, f"{what}, d{st.name}/dt")
+            ctx.add(f"B_{aux[st.name]} 0 {aux[st.name]} I={rhs}")
+
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _rename(expr: str, mapping: dict[str, str]) -> str:

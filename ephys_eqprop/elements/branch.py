@@ -24,10 +24,10 @@ class BranchElement(Element):
     inductor's flux), :attr:`energy` or :attr:`local` (the local quantity ∂E/∂θ of
     the learnable parameter, ``0.5*(v_pre - v_post)**2`` for a conductance).
 
-    The co-content, when not declared, is derived with sympy: ``F = ∫ i dΔv`` for
-    a current that depends on the voltages only through ``Δv = v_pre - v_post``.
-    Directed elements (:attr:`directed`) and elements whose current is set by a
-    state alone have none.
+    The co-content, when not declared, is derived with sympy for a stateless
+    element: ``F = ∫ i dΔv`` for a current that depends on the voltages only through
+    ``Δv = v_pre - v_post``. Directed elements (:attr:`directed`) have none; an
+    element with states has one only if it declares :attr:`energy`.
     """
 
     terminals = ("v_pre", "v_post")
@@ -96,10 +96,8 @@ class BranchElement(Element):
 
     # ------------------------------------------------------------------ energy
     def _derived_energy(self) -> str | None:
-        if self.directed:
-            return None
-        used = free_names(self.current)
-        if self.states and not used & {"v_pre", "v_post"}:
+        if self.directed or self.states:
+            # with states the constant of the integral may depend on them: declare it
             return None
         sym = str_to_sympy(self.current)
         pre = [s for s in sym.free_symbols if s.name == "v_pre"]
@@ -163,15 +161,8 @@ class BranchElement(Element):
         """
         names = {k: float(np.asarray(v)) for k, v in self.values.items()}
         names.update({self.learnable: float(theta), "v_pre": f"V({a})", "v_post": f"V({b})"})
-        aux = {}
-        for st in self.states:
-            init = 0.0 if state0 is None else float(state0.get(st.name, 0.0))
-            aux[st.name] = ctx.state_node(f"{label}_{st.name}", init)
-            names[st.name] = f"V({aux[st.name]})"
         what = f"{type(self).__name__} {label}"
-        for st in self.states:
-            ctx.add(f"B_{aux[st.name]} 0 {aux[st.name]} "
-                    f"I={ctx.expression(st.rhs, names, what + f', d{st.name}/dt')}")
+        self._spice_states(ctx, names, state0, label, what)
         src = "0" if self.directed else a
         ctx.add(f"B_{label} {src} {b} I={ctx.expression(self.current, names, what)}")
 

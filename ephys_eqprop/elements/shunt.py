@@ -30,9 +30,12 @@ class ShuntElement(Element):
     constants shared by the group.
 
     The co-content is ``F(v) = -∫ i dv`` at fixed states: a static circuit settles
-    at a stationary point of the sum of all co-contents. It is derived with sympy
-    unless :attr:`energy` declares it; an element whose current does not depend
-    on ``v`` but only on its states (an inductor to ground) has none.
+    at a stationary point of the sum of all co-contents. For a stateless element it
+    is derived with sympy unless :attr:`energy` declares it (any integration
+    constant cancels). An element with states must declare it (an ion channel:
+    ``½ g m³h (v - E)²``, zero where the channel carries no current), because the
+    constant of ``-∫ i dv`` may depend on the states, which differ between the
+    runs of Lagrangian EP; without it the element has no energy term.
 
     Parameters
     ----------
@@ -61,7 +64,9 @@ class ShuntElement(Element):
 
     # ------------------------------------------------------------------ capabilities
     def _derived_energy(self) -> str | None:
-        if self.states and "v" not in free_names(self.current):
+        if self.states:
+            # at fixed states -∫ i dv is defined up to a term that may depend on the states,
+            # which differ between runs: the element must declare its co-content
             return None
         return antiderivative(f"-({self.current})", "v")
 
@@ -113,13 +118,6 @@ class ShuntElement(Element):
         """
         names = {k: float(v) for k, v in values.items()}
         names["v"] = f"V({node})"
-        aux = {}
-        for st in self.states:
-            init = 0.0 if state0 is None else float(state0.get(st.name, 0.0))
-            aux[st.name] = ctx.state_node(f"{label}_{st.name}", init)
-            names[st.name] = f"V({aux[st.name]})"
         what = f"{type(self).__name__} at node {node}"
-        for st in self.states:
-            ctx.add(f"B_{aux[st.name]} 0 {aux[st.name]} "
-                    f"I={ctx.expression(st.rhs, names, what + f', d{st.name}/dt')}")
+        self._spice_states(ctx, names, state0, label, what)
         ctx.add(f"B_{label} 0 {node} I={ctx.expression(self.current, names, what)}")
