@@ -66,6 +66,21 @@ class InputSpec:
 
 
 @dataclass
+class CurrentSpec:
+    """A current clamp: a current injected into every node of a node group."""
+
+    name: str
+    target: str
+    n: int
+    value: np.ndarray | None = None  # fixed currents, amp, shape (n,)
+
+    @property
+    def variable(self) -> str:
+        """The node-group variable that carries it (added to the node's current)."""
+        return f"Iclamp_{self.name}"
+
+
+@dataclass
 class NodeSpec:
     name: str
     n: int
@@ -113,6 +128,7 @@ class Circuit:
 
     def __init__(self):
         self.inputs: dict[str, InputSpec] = {}
+        self.currents: dict[str, CurrentSpec] = {}
         self.nodes: dict[str, NodeSpec] = {}
         self.connections: dict[str, ConnectionSpec] = {}
         self.output: str | None = None
@@ -125,7 +141,7 @@ class Circuit:
                 f"{what} name must start with a letter and contain only letters, digits "
                 f"and underscores; got {name!r}."
             )
-        if name in self.inputs or name in self.nodes:
+        if name in self.inputs or name in self.nodes or name in self.currents:
             raise CircuitError(f"{what} name {name!r} is already used; choose another name.")
 
     @staticmethod
@@ -162,16 +178,120 @@ class Circuit:
 
     @property
     def data_inputs(self) -> list:
-        """Names of the inputs driven by data (not fixed bias sources)."""
+        """Names of the voltage inputs driven by data (not fixed bias sources)."""
         return [n for n, s in self.inputs.items() if s.value is None]
 
-    def source_values(self, x) -> np.ndarray:
+    def add_current_input(self, name: str, target: str, *, value=None) -> None:
+        """Inject a current into every node of a node group (a current clamp).
+
+        Parameters
+        ----------
+        name : str
+            Name of the input: its data are ``x[name]``, currents in amp, one channel
+            per node of ``target`` — shape ``(n_samples, n)`` for static runs, a
+            :class:`~ephys_eqprop.TimeSeries` ``(n_samples, n_steps, n)`` for
+            time-varying ones (a different waveform per batch sample).
+        target : str
+            The node group it feeds (``I > 0`` flows into the nodes).
+        value : Quantity, amp, scalar or shape (n,), optional
+            A constant current instead of data (not part of ``x``).
+        """
+        from brian2 import amp
+
+        self._check_new_name(name, "Input")
+        if target in self.inputs:
+            raise CircuitError(
+                f"target={target!r} is an input (an ideal voltage source): a current injected "
+                "into it changes nothing. Inject into a node group.")
+        if target not in self.nodes:
+            raise CircuitError(f"Unknown node group {target!r} for current input {name!r}; node "
+                               f"groups are {sorted(self.nodes)}. Add it with add_nodes first.")
+        n = self.nodes[target].n
+        if value is not None:
+            value = np.broadcast_to(np.asarray(check_quantity("value", value, amp), float),
+                                    (n,)).copy()
+        self.currents[name] = CurrentSpec(name, target, n, value)
+
+    @property
+    def data_currents(self) -> list:
+        """Names of the current inputs driven by data (not constant currents)."""
+        return [n for n, s in self.currents.items() if s.value is None]
+
+    def split_inputs(self, x) -> tuple:
+        """Split data ``x`` into its voltage-input part and its current-input part.
+
+        ``x`` is a dict by input name, or — when the circuit has one data input, or
+        only voltage inputs — the values themselves.
+
+        Returns
+        -------
+        tuple (voltages, currents)
+            ``voltages``: what :meth:`source_values` takes (``None`` if the circuit has
+            no voltage data inputs); ``currents``: dict of name to the values given.
+        """
+        volts, amps = self.data_inputs, self.data_currents
+        if not isinstance(x, dict):
+            if amps and not volts and len(amps) == 1:
+                return None, {amps[0]: x}
+            if amps:
+                raise CircuitError(
+                    f"The circuit has voltage inputs {volts} and current inputs {amps}; pass x "
+                    "as a dict {input name: values}.")
+            return x, {}
+        unknown = sorted(set(x) - set(volts) - set(amps))
+        if unknown:
+            raise CircuitError(f"Unknown input(s) {unknown}; data inputs are {volts + amps}.")
+        missing = sorted(set(amps) - set(x))
+        if missing:
+            raise CircuitError(f"Missing values for current inputs {missing}.")
+        voltages = {k: v for k, v in x.items() if k in volts}
+        return (voltages if volts else None), {k: x[k] for k in amps}
+
+    def current_values(self, currents: dict, n_samples: int | None = None) -> dict:
+        """Currents (amp, plain arrays, shape (n_samples, n)) of every current input.
+
+        Parameters
+        ----------
+        currents : dict of str to Quantity
+            The data currents, shape ``(n_samples, n)`` each (see :meth:`split_inputs`).
+        n_samples : int, optional
+            Number of samples when ``currents`` is empty (constant currents only).
+        """
+        from brian2 import amp, get_dimensions, have_same_dimensions
+
+        out = {}
+        for name in self.data_currents:
+            vals, spec = currents[name], self.currents[name]
+            if not have_same_dimensions(vals, amp):
+                raise TypeError(f"x[{name!r}] must be currents (amp), e.g. 0.5*nA; got "
+                                f"dimensions {get_dimensions(vals) or 'dimensionless'}.")
+            arr = np.asarray(vals, dtype=float)
+            if arr.ndim == 1:
+                arr = arr[None, :]
+            if arr.ndim != 2 or arr.shape[1] != spec.n:
+                raise CircuitError(f"x[{name!r}] must have shape (n_samples, {spec.n}) (one "
+                                   f"current per node of {spec.target!r}); got {np.shape(vals)}.")
+            if not np.all(np.isfinite(arr)):
+                raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
+            out[name] = arr
+        counts = {a.shape[0] for a in out.values()}
+        if len(counts) > 1:
+            raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
+        n = counts.pop() if counts else (1 if n_samples is None else n_samples)
+        for name, spec in self.currents.items():
+            if spec.value is not None:
+                out[name] = np.tile(spec.value, (n, 1))
+        return out
+
+    def source_values(self, x, n_samples: int | None = None) -> np.ndarray:
         """All source voltages of the circuit for a set of samples.
 
         Parameters
         ----------
         x : Quantity, shape (n_samples, n_in), volt; or dict of such by input name
             Values of the data inputs (fixed bias sources are filled in).
+        n_samples : int, optional
+            Number of samples when the circuit has no voltage data inputs (default 1).
 
         Returns
         -------
@@ -191,6 +311,7 @@ class Circuit:
                     "{input name: values}."
                 )
             x = {names[0]: x}
+        x = {k: v for k, v in x.items() if k not in self.currents}
         unknown = sorted(set(x) - set(names))
         if unknown:
             raise CircuitError(f"Unknown input(s) {unknown}; data inputs are {names}.")
@@ -220,9 +341,9 @@ class Circuit:
                 raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
             arrays[name] = arr
         counts = {a.shape[0] for a in arrays.values()}
-        if len(counts) != 1:
+        if len(counts) > 1:
             raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
-        n_samples = counts.pop()
+        n_samples = counts.pop() if counts else (1 if n_samples is None else n_samples)
         parts = []
         for name, spec in self.inputs.items():
             arr = arrays[name] if spec.value is None else np.tile(spec.value, (n_samples, 1))

@@ -25,7 +25,8 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 from .elements.base import check_quantity
 from .errors import CircuitError
 
-__all__ = ["TimeSeries", "Trajectory", "DynamicProblem", "prepare", "simulate"]
+__all__ = ["TimeSeries", "Trajectory", "DynamicProblem", "is_waveform", "n_samples", "prepare",
+           "repeat", "simulate", "take"]
 
 
 class TimeSeries:
@@ -145,6 +146,8 @@ class DynamicProblem:
         Loss window weights.
     weights : numpy.ndarray, shape (batch,)
         ``1/n_samples`` for real samples, 0 for fillers.
+    currents, current_dt : dict
+        Current-clamp waveforms (amp) and their sampling intervals, by input name.
     """
 
     x: np.ndarray
@@ -154,6 +157,10 @@ class DynamicProblem:
     n_steps: int
     mask: np.ndarray
     weights: np.ndarray
+    #: current-clamp waveforms by input name, shape (batch, n_t, n) (amp)
+    currents: dict = field(default_factory=dict)
+    #: their sampling intervals (seconds)
+    current_dt: dict = field(default_factory=dict)
 
     def y_at_steps(self, dt: float) -> np.ndarray:
         """Targets at each simulation step, shape (N, batch, K)."""
@@ -169,14 +176,76 @@ def _as_series(x, what):
     return x
 
 
+def is_waveform(x) -> bool:
+    """Whether inputs are waveforms: a TimeSeries, or a dict of them by input name."""
+    if isinstance(x, dict):
+        return bool(x) and all(isinstance(v, TimeSeries) for v in x.values())
+    return isinstance(x, TimeSeries)
+
+
+def n_samples(x) -> int:
+    """Number of samples of inputs given as a TimeSeries, an array or a dict of those."""
+    if isinstance(x, dict):
+        counts = {n_samples(v) for v in x.values()}
+        if len(counts) != 1:
+            raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
+        return counts.pop()
+    return len(x)
+
+
+def take(x, idx):
+    """Samples ``idx`` of inputs given as a TimeSeries, an array or a dict of those."""
+    if isinstance(x, dict):
+        return {k: take(v, idx) for k, v in x.items()}
+    return x[idx]
+
+
+def repeat(x, k: int):
+    """Waveforms (a TimeSeries or a dict of them) with their samples repeated ``k`` times."""
+    if isinstance(x, dict):
+        return {name: repeat(v, k) for name, v in x.items()}
+    return TimeSeries(Quantity(np.concatenate([np.asarray(x.values)] * k), dim=x.dim), x.dt)
+
+
+def _split_series(net, x) -> tuple:
+    """``(voltage TimeSeries or None, {current input: TimeSeries})`` from time-varying ``x``."""
+    circ = net.circuit
+    if isinstance(x, dict):
+        for k, v in x.items():
+            _as_series(v, f"x[{k!r}]")
+        volts, currents = circ.split_inputs(x)
+        if volts:
+            names = circ.data_inputs
+            missing = sorted(set(names) - set(volts))
+            if missing:
+                raise CircuitError(f"Missing waveforms for inputs {missing}.")
+            series = [volts[n] for n in names]
+            if len({float(s.dt) for s in series}) != 1:
+                raise CircuitError("The voltage inputs' waveforms must share one sampling "
+                                   "interval.")
+            dims = {s.dim for s in series}
+            if len(dims) != 1:
+                raise TypeError("Voltage input waveforms must all be in volt.")
+            vals = np.concatenate([np.asarray(s.values) for s in series], axis=2)
+            volts = TimeSeries(Quantity(vals, dim=series[0].dim), series[0].dt)
+        else:
+            volts = None
+        return volts, currents
+    x = _as_series(x, "x")
+    volts, currents = circ.split_inputs(x)
+    return volts, currents
+
+
 def prepare(net, x, y=None, loss=None) -> DynamicProblem:
     """Check and pad the inputs, targets and loss window of a time-varying run.
 
     Parameters
     ----------
     net : CircuitNetwork
-    x : TimeSeries
-        Input waveforms, ``n_channels`` = the circuit's data inputs.
+    x : TimeSeries, or dict of str to TimeSeries
+        Input waveforms: voltages for the voltage inputs (one TimeSeries whose
+        channels are the data inputs in the order they were added, or one per input
+        by name), currents (amp) for the current inputs, one channel per node.
     y : TimeSeries, optional
         Targets, same samples and duration as ``x``.
     loss : Loss, optional
@@ -185,28 +254,63 @@ def prepare(net, x, y=None, loss=None) -> DynamicProblem:
     -------
     DynamicProblem
     """
+    from brian2 import amp, have_same_dimensions
+
     dt = float(net.dt)
-    x = _as_series(x, "x")
-    kx = _steps_per_sample(x, dt, "x")
-    S, Tx = x.n_samples, x.n_steps
+    circ = net.circuit
+    volts, currents = _split_series(net, x)
+    series = ([volts] if volts is not None else []) + list(currents.values())
+    if not series:
+        raise CircuitError("x has no waveforms; the circuit's data inputs are "
+                           f"{circ.data_inputs + circ.data_currents}.")
+    counts = {s.n_samples for s in series}
+    if len(counts) != 1:
+        raise CircuitError(f"All input waveforms must have the same number of samples; got "
+                           f"{sorted(counts)}.")
+    S = counts.pop()
     if S > net.batch:
         raise CircuitError(f"x has {S} samples but the network was built with batch="
                            f"{net.batch}; build with a larger batch or split the data.")
-    flat = x.values.reshape((S * Tx, x.n_channels))
-    names = net.circuit.data_inputs
-    n_data = sum(net.circuit.inputs[n].n for n in names)
-    if x.n_channels != n_data:
-        raise CircuitError(f"x has {x.n_channels} channels but the circuit's data inputs "
-                           f"{names} take {n_data} voltages.")
-    if len(names) > 1:  # channels in the order the inputs were added
-        parts, off = {}, 0
-        for n in names:
-            parts[n] = flat[:, off:off + net.circuit.inputs[n].n]
-            off += net.circuit.inputs[n].n
-        flat = parts
-    src = net.circuit.source_values(flat).reshape(S, Tx, -1)
+    lengths = {s.n_steps * _steps_per_sample(s, dt, "x") for s in series}
+    if len(lengths) != 1:
+        raise CircuitError("All input waveforms must cover the same time; got durations of "
+                           f"{sorted(n * dt for n in lengths)} s.")
+    n_steps = lengths.pop()
+    if volts is not None:
+        x = volts
+        Tx = x.n_steps
+        flat = x.values.reshape((S * Tx, x.n_channels))
+        names = circ.data_inputs
+        n_data = sum(circ.inputs[n].n for n in names)
+        if x.n_channels != n_data:
+            raise CircuitError(f"x has {x.n_channels} channels but the circuit's data inputs "
+                               f"{names} take {n_data} voltages.")
+        if len(names) > 1:  # channels in the order the inputs were added
+            parts, off = {}, 0
+            for n in names:
+                parts[n] = flat[:, off:off + circ.inputs[n].n]
+                off += circ.inputs[n].n
+            flat = parts
+        src = circ.source_values(flat).reshape(S, Tx, -1)
+        x_dt = float(x.dt)
+    else:
+        # fixed sources only (or none): one sample covering the whole run
+        src = (circ.source_values({}, n_samples=S) if circ.inputs
+               else np.zeros((S, 0))).reshape(S, 1, -1)
+        x_dt = n_steps * dt
     src = np.concatenate([src, np.repeat(src[:1], net.batch - S, 0)])
-    n_steps = Tx * kx
+    waves, wave_dt = {}, {}
+    for name, ts in currents.items():
+        spec = circ.currents[name]
+        if not have_same_dimensions(Quantity(1.0, dim=ts.dim), amp):
+            raise TypeError(f"x[{name!r}] must be currents (amp), e.g. values*nA; got "
+                            f"dimensions {ts.dim or 'dimensionless'}.")
+        if ts.n_channels != spec.n:
+            raise CircuitError(f"x[{name!r}] has {ts.n_channels} channels but node group "
+                               f"{spec.target!r} has {spec.n} nodes (one current per node).")
+        arr = np.asarray(ts.values, dtype=float)
+        waves[name] = np.concatenate([arr, np.repeat(arr[:1], net.batch - S, 0)])
+        wave_dt[name] = float(ts.dt)
     w = np.zeros(net.batch)
     w[:S] = 1.0 / S
     y_arr, y_dt, mask = None, dt, np.ones(n_steps)
@@ -220,7 +324,7 @@ def prepare(net, x, y=None, loss=None) -> DynamicProblem:
                                "waveform per input waveform.")
         if y.n_steps * ky != n_steps:
             raise CircuitError(
-                f"x lasts {x.duration} ({Tx} samples of {x.dt}) but y lasts {y.duration} "
+                f"x lasts {n_steps * dt * second} but y lasts {y.duration} "
                 f"({y.n_steps} samples of {y.dt}); inputs and targets must cover the same "
                 "time.")
         K = net.circuit.n_outputs
@@ -234,7 +338,7 @@ def prepare(net, x, y=None, loss=None) -> DynamicProblem:
         y_dt = float(y.dt)
     if loss is not None:
         mask = loss.mask(n_steps, dt)
-    return DynamicProblem(src, float(x.dt), y_arr, y_dt, n_steps, mask, w)
+    return DynamicProblem(src, x_dt, y_arr, y_dt, n_steps, mask, w, waves, wave_dt)
 
 
 @dataclass
@@ -293,8 +397,35 @@ def _check_not_diverged(net, dt: float) -> None:
             "stays above dt / 2.")
 
 
-def _check_state_bounds(name: str, values: np.ndarray, bounds, dt: float) -> None:
-    """Raise if a recorded state left its declared interval (or is not finite)."""
+def _stable_dt(net, group: str, state: str) -> float | None:
+    """A time step at which forward Euler is stable for a node-element state: ``1/r`` with
+    ``r = max -∂(ds/dt)/∂s`` over node voltages from 30 mV below to 120 mV above the
+    model's ``v0`` (a neuron's range from hyperpolarisation to the peak of a spike), half
+    Euler's limit ``2/r``; ``None`` if it cannot be computed."""
+    from .expressions import differentiate, numpy_function
+
+    model = net.circuit.nodes[group].model
+    try:
+        var, rhs = next((v, r) for v, r, _, _ in model.state_equations() if v.name == state)
+        learn = [v.name for v in model.learnable_variables()]
+        consts = {k: v for k, v in model.constants().items() if k not in learn}
+        args = ["v", *learn, *(v.name for v in model.state_variables())]
+        rate = numpy_function(f"-({differentiate(rhs, var.name, 'state derivative')})", args,
+                              consts)
+        grp = net.groups[group]
+        v = float(model.v0) + np.linspace(-0.03, 0.12, 301)
+        values = [float(np.asarray(grp.variables[n].get_value()).ravel()[0]) for n in learn]
+        inits = model.state_init_functions()
+        states = [np.clip(inits[s.name](v, *values), 0, None) for s in model.state_variables()]
+        r = float(np.nanmax(rate(v, *values, *states)))
+    except Exception:  # a suggestion only: no dt rather than a wrong one
+        return None
+    return 1.0 / r if np.isfinite(r) and r > 0 else None
+
+
+def _check_state_bounds(name: str, values: np.ndarray, bounds, dt: float,
+                        suggestion: float | None = None, recorded: bool = True) -> None:
+    """Raise if a recorded state (or its final value) left its declared interval."""
     if bounds is None and np.all(np.isfinite(values)):
         return
     lo, hi = (-np.inf, np.inf) if bounds is None else (float(bounds[0]), float(bounds[1]))
@@ -305,10 +436,17 @@ def _check_state_bounds(name: str, values: np.ndarray, bounds, dt: float) -> Non
         step = int(np.argmax(np.any(bad.reshape(len(values), -1), axis=1)))
         got = values.reshape(len(values), -1)[step]
         got = got[~np.isfinite(got) | (got < lo - tol) | (got > hi + tol)][0]
+        if suggestion is not None and suggestion < dt:
+            hint = (f"its fastest rate allows forward Euler up to about {2 * suggestion:.3g} s;"
+                    f" use dt <= {suggestion:.3g} s")
+        else:
+            hint = f"e.g. dt = {dt / 4:.3g} s"
+        when = (f"at step {step} (t = {step * dt:.4g} s; value {got:.4g})" if recorded else
+                f"by the end of the run (value {got:.4g})")
         raise FloatingPointError(
-            f"State {name!r} left its interval [{lo:g}, {hi:g}] at step {step} (t = "
-            f"{step * dt:.4g} s; value {got:.4g}): the time step dt = {dt:.3g} s is too large "
-            f"for the fastest rate of the circuit. Reduce dt (e.g. to {dt / 4:.3g} s).")
+            f"State {name!r} left its interval [{lo:g}, {hi:g}] {when}: the time step "
+            f"dt = {dt:.3g} s is too large for the fastest rate of the circuit. Reduce dt "
+            f"({hint}).")
 
 
 def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record: bool = False,
@@ -357,6 +495,14 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         grp = net.groups[name]
         added.append(operation(grp, f"v = {key}(t - t_start, i)*volt", when="start",
                                        name=f"drive_{name}*"))
+    for name, wave in prob.currents.items():  # current clamps
+        spec = circ.currents[name]
+        key = f"ta_i_{name}"
+        arr = np.transpose(wave, (1, 0, 2)).reshape(wave.shape[1], -1)
+        ns[key] = TimedArray(arr * 1.0, dt=prob.current_dt[name] * second, name=f"{key}*")
+        added.append(operation(net.groups[spec.target],
+                               f"{spec.variable} = {key}(t - t_start, i)*amp", when="start",
+                               name=f"drive_{name}*"))
     net.reset_state()
     # loss: targets, window and nudge strength
     if loss is not None:
@@ -440,15 +586,21 @@ def _check_states(net, traj: Trajectory, dt: float) -> None:
     for name, spec in net.circuit.nodes.items():
         for var, _, _, bounds in spec.model.state_equations():
             rec = traj.node_states.get((name, var.name))
+            recorded = rec is not None
             if rec is None:
                 rec = np.asarray(net.groups[name].variables[var.name].get_value())[None]
-            _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt)
+            try:
+                _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt, recorded=recorded)
+            except FloatingPointError:
+                _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt,
+                                    _stable_dt(net, name, var.name), recorded)
     for name, conn in net.circuit.connections.items():
         for st in conn.element.states:
             rec = traj.states.get((name, st.name))
+            recorded = rec is not None
             if rec is None:
                 rec = np.asarray(net.synapses[name].variables[st.name].get_value())[None]
-            _check_state_bounds(f"{name}.{st.name}", rec, st.bounds, dt)
+            _check_state_bounds(f"{name}.{st.name}", rec, st.bounds, dt, recorded=recorded)
 
 
 def loss_terms(net, prob: DynamicProblem, loss, v_out: np.ndarray):

@@ -170,10 +170,16 @@ def expression_dimensions(expr: str, values: dict, what: str):
         If the expression cannot be parsed or its units are inconsistent.
     """
     from brian2.core.functions import DEFAULT_FUNCTIONS
+    from brian2.core.namespace import DEFAULT_UNITS
     from brian2.core.variables import Constant
     from brian2.parsing.expressions import parse_expression_dimensions
 
     variables = dict(DEFAULT_FUNCTIONS)
+    variables.update(FUNCTIONS)
+    for n in free_names(expr) - set(values):
+        if n in DEFAULT_UNITS:
+            unit = DEFAULT_UNITS[n]
+            variables[n] = Constant(n, float(np.asarray(unit)), dimensions=get_dimensions(unit))
     for n, val in values.items():
         variables[n] = Constant(n, float(np.asarray(val)), dimensions=get_dimensions(val))
     try:
@@ -265,6 +271,10 @@ def numpy_function(expr: str, args, constants: dict | None = None, *, what: str 
 
     constants = constants or {}
     sym = _sympy(expr, what)
+    # keep exprel a function through the substitution of numbers (sympy's exprel would
+    # rewrite itself as (exp(x) - 1)/x, which is 0/0 at x = 0)
+    brian_exprel, _ = _exprel_with_safe_derivative()
+    sym = sym.replace(brian_exprel, sympy.Function("exprel"))
     syms = [sympy.Symbol(a, real=True) for a in args]
     subs = {}
     for s in sym.free_symbols:

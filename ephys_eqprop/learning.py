@@ -24,6 +24,7 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, siemens
 from brian2.units.fundamentalunits import Unit
 
+from .dynamics import n_samples, take
 from .elements.base import check_quantity
 from .interrupts import InterruptGuard
 from .phases import PhaseRequest, run_program
@@ -465,12 +466,12 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def predict(self, X) -> np.ndarray:
         """Free-phase output values ``z`` (n_samples, K), volt as plain floats."""
-        net, B, n = self.net, self.net.batch, len(X)
+        net, B, n = self.net, self.net.batch, n_samples(X)
 
         def program():
             out = []
             for s in range(0, n, B):
-                net.set_inputs(X[s:s + B])
+                net.set_inputs(take(X, slice(s, s + B)))
                 res = yield PhaseRequest(0.0, None, self.estimator.settle)
                 z = self.loss.readout(res.v_out, net.circuit.differential)
                 out.append(z[: min(B, n - s)])
@@ -490,13 +491,13 @@ class Trainer:
         if self._dynamic(X):
             from .dynamics import loss_terms, prepare, simulate
 
-            total, B = 0.0, self.net.batch
-            for s in range(0, len(X), B):
-                sl = slice(s, min(s + B, len(X)))
-                prob = prepare(self.net, X[sl], Y[sl], self.loss)
+            total, B, n = 0.0, self.net.batch, n_samples(X)
+            for s in range(0, n, B):
+                sl = slice(s, min(s + B, n))
+                prob = prepare(self.net, take(X, sl), Y[sl], self.loss)
                 traj = simulate(self.net, prob, loss=self.loss)
                 total += loss_terms(self.net, prob, self.loss, traj.v_out)[0] * (sl.stop - s)
-            return {"loss": total / len(X), "accuracy": float("nan")}
+            return {"loss": total / n, "accuracy": float("nan")}
         z = self.predict(X)
         y = self.loss.prepare_targets(Y, self.net.circuit.n_outputs)
         return {"loss": float(np.mean(self.loss.cost(z, y))), "accuracy": accuracy(z, y)}
@@ -581,7 +582,7 @@ class Trainer:
         est, net, loss = self.estimator, self.net, self.loss
         while self._pos < n:
             idx = self._perm[self._pos:self._pos + B]
-            w, y_full = est._setup(net, X[idx], Y[idx], loss)
+            w, y_full = est._setup(net, take(X, idx), Y[idx], loss)
             flat = yield from est.program(net, w, y_full, loss)
             grads = est._to_params(net, flat)
             k = len(idx)
@@ -590,9 +591,9 @@ class Trainer:
 
     @staticmethod
     def _dynamic(X) -> bool:
-        from .dynamics import TimeSeries
+        from .dynamics import is_waveform
 
-        return isinstance(X, TimeSeries)
+        return is_waveform(X)
 
     def _dynamic_epoch(self, X, Y, B, n, t0):
         """The rest of an epoch of waveform data: one estimator call per mini-batch.
@@ -603,7 +604,7 @@ class Trainer:
         est, net, loss = self.estimator, self.net, self.loss
         while self._pos < n:
             idx = self._perm[self._pos:self._pos + B]
-            grads = est.gradient(net, X[idx], Y[idx], loss)
+            grads = est.gradient(net, take(X, idx), Y[idx], loss)
             self._update(grads, est.info, len(idx), float("nan"))
             self._bar(self._pos, n, self._run_loss / self._run_n, t0)
 
@@ -639,7 +640,7 @@ class Trainer:
         B = self.net.batch if batch_size is None else batch_size
         if not 1 <= B <= self.net.batch:
             raise ValueError(f"batch_size must lie in [1, net.batch={self.net.batch}]; got {B}.")
-        n = len(X)
+        n = n_samples(X)
         if len(Y) != n:
             raise ValueError(f"X has {n} samples but Y has {len(Y)}.")
         dynamic = self._dynamic(X)

@@ -162,6 +162,10 @@ def spice_expression(expr: str, names: dict, what: str) -> str:
         sym = str_to_sympy(expr)
     except Exception as ex:
         raise NetlistError(f"{what}: cannot parse {expr!r}: {ex}") from ex
+    # exprel stays a function through the substitution of numbers (see below)
+    from brian2.core.functions import exprel as brian_exprel
+
+    sym = sym.replace(brian_exprel, sympy.Function("exprel"))
     # numbers (parameters, units) in first, so that sympy folds the constants
     numeric = {}
     for s in sym.free_symbols:
@@ -217,6 +221,10 @@ def spice_expression(expr: str, names: dict, what: str) -> str:
             return text
         if isinstance(e, sympy.Function) or e.is_Function:
             fname = type(e).__name__
+            if fname == "exprel" and len(e.args) == 1:
+                # (e^x - 1)/x with its limit 1 + x/2 near 0: ngspice's ternary operator
+                a = out(e.args[0])
+                return f"((abs({a})<1e-6)?(1+({a})/2):((exp({a})-1)/({a})))"
             if fname in _SPICE_FUNCTIONS and len(e.args) == 1:
                 return f"{_SPICE_FUNCTIONS[fname]}({out(e.args[0])})"
             raise NetlistError(f"{what}: the expression {expr!r} uses the function "
@@ -249,10 +257,31 @@ def _analysis_line(analysis) -> tuple[str, bool]:
     )
 
 
+def _current_values(circuit, net, x, sample: int) -> dict:
+    """Currents (amp) of the current inputs for one sample, by input name."""
+    if x is not None:
+        _, currents = circuit.split_inputs(x)
+        return {k: v[sample] for k, v in circuit.current_values(currents).items()}
+    out = {}
+    for name, spec in circuit.currents.items():
+        if net is not None:
+            arr = np.asarray(net.groups[spec.target].variables[spec.variable].get_value())
+            out[name] = arr.reshape(net.batch, -1)[sample]
+        elif spec.value is not None:
+            out[name] = spec.value
+        else:
+            raise NetlistError(f"The circuit has the current input {name!r}: pass x= (amp) to "
+                               "give its currents, or a built network whose inputs are set.")
+    return out
+
+
 def _source_values(circuit, net, x, sample: int) -> np.ndarray:
     """Source voltages (volt) of one sample, in the order of the circuit's inputs."""
+    if not circuit.inputs:
+        return np.zeros(0)
     if x is not None:
-        src = circuit.source_values(x)
+        volts, _ = circuit.split_inputs(x)
+        src = circuit.source_values(volts if volts is not None else {})
         if not 0 <= sample < src.shape[0]:
             raise NetlistError(f"sample={sample} is out of range for x with {src.shape[0]} "
                                "sample(s).")
@@ -401,6 +430,11 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
         for k in range(spec.size):
             ctx.add(f"V_{node(gname, k)} {node(gname, k)} 0 DC {_num(src[off + k])}")
         off += spec.size
+    for cname, amps in _current_values(circuit, net, x, int(sample)).items():
+        spec = circuit.currents[cname]
+        ctx.add(f"* current input {cname!r} into node group {spec.target!r}")
+        for k in range(spec.n):
+            ctx.add(f"I_{cname}_{k} 0 {node(spec.target, k)} DC {_num(amps[k])}")
 
     # ---- nodes: capacitor, leak, node elements (each element writes itself)
     for gname, spec in circuit.nodes.items():

@@ -121,6 +121,8 @@ class CircuitNetwork:
     def _make_node_group(self, name, spec):
         model = spec.model
         syn_vars = [f"I{conn.ident}_{side}" for conn, side in self._incident[name]]
+        clamps = [c for c in self.circuit.currents.values() if c.target == name]
+        syn_vars += [c.variable for c in clamps]
         eqs = [
             "dv/dt = I_tot/C_eff : volt",
             "C_eff = relax*G_relax*tau_relax + (1 - relax)*C_v : farad",
@@ -161,6 +163,9 @@ class CircuitNetwork:
             grp.variables[var.name].set_value(np.tile(spec.values[var.name], self.batch))
         for pname, val in model.charge_params.items():
             setattr(grp, "q_" + pname, val)
+        for c in clamps:
+            if c.value is not None:
+                grp.variables[c.variable].set_value(np.tile(c.value, self.batch))
         grp.tau_relax = self.dt / 0.9
         if self.scheme == "euler":
             # every node and branch state steps from the values at the start of the
@@ -389,31 +394,49 @@ class CircuitNetwork:
         return Quantity(arr.reshape(self.batch, -1), dim=volt.dim)
 
     def set_inputs(self, x) -> np.ndarray:
-        """Set the input sources for a batch.
+        """Set the input sources (and current clamps) for a batch.
 
         Parameters
         ----------
-        x : Quantity, shape (n_samples, n_in), volt; or dict of such by input name
-            ``n_samples <= batch``; missing rows are filled with copies of the
-            first sample (see :meth:`sample_weights`).
+        x : Quantity, shape (n_samples, n_in), volt; or dict by input name
+            Voltage inputs in volt, current inputs (``Circuit.add_current_input``) in
+            amp, ``n_samples <= batch``; missing rows are filled with copies of the
+            first sample (weight 0).
 
         Returns
         -------
         numpy.ndarray
             Weights per batch copy: ``1/n_samples`` for real samples, 0 for fillers.
         """
-        src = self.circuit.source_values(x)
-        n_samples = src.shape[0]
+        circ = self.circuit
+        volts, currents = circ.split_inputs(x)
+        n_amp = None
+        if currents:
+            n_amp = next(iter(circ.current_values(currents).values())).shape[0]
+        if circ.inputs:
+            src = circ.source_values(volts if volts is not None else {}, n_samples=n_amp)
+            n_samples = src.shape[0]
+        else:
+            src, n_samples = None, (n_amp or 1)
+        if n_amp is not None and n_amp != n_samples:
+            raise CircuitError(f"The voltage inputs have {n_samples} samples but the current "
+                               f"inputs {n_amp}; give every input the same samples.")
         if n_samples > self.batch:
             raise CircuitError(
                 f"x has {n_samples} samples but the network was built with "
                 f"batch={self.batch}; build with a larger batch or split the data."
             )
-        full = np.concatenate([src, np.repeat(src[:1], self.batch - n_samples, 0)])
-        off = 0
-        for name, spec in self.circuit.inputs.items():
-            self.groups[name].variables["v"].set_value(full[:, off:off + spec.size].ravel())
-            off += spec.size
+        pad = self.batch - n_samples
+        if src is not None:
+            full = np.concatenate([src, np.repeat(src[:1], pad, 0)])
+            off = 0
+            for name, spec in circ.inputs.items():
+                self.groups[name].variables["v"].set_value(full[:, off:off + spec.size].ravel())
+                off += spec.size
+        for name, arr in circ.current_values(currents, n_samples).items():
+            spec = circ.currents[name]
+            full = np.concatenate([arr, np.repeat(arr[:1], pad, 0)])
+            self.groups[spec.target].variables[spec.variable].set_value(full.ravel())
         w = np.zeros(self.batch)
         w[:n_samples] = 1.0 / n_samples
         return w

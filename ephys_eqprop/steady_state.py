@@ -49,15 +49,23 @@ class _NodeGroupTerms:
                     f"Node group {name!r} has a {type(el).__name__} with states; the exact "
                     "steady-state reference covers static circuits only.")
         self.learn = [v.name for v in model.learnable_variables() if v.name != "g_leak"]
-        args = ["v", "g_leak", *self.learn]
-        consts = {k: v for k, v in model.constants().items() if k not in args}
-        current = model.element_current()
-        what = f"current of node group {name!r}"
-        self.i = numpy_function(current, args, consts, what=what)
-        self.di_dv = numpy_function(differentiate(current, "v", what), args, consts, what=what)
-        self.di_dp = {p: numpy_function(differentiate(current, p, what), args, consts, what=what)
-                      for p in ["g_leak", *self.learn]}
-        self.linear = _second_derivative_zero(current, ["v"])
+        funs = model.__dict__.get("_steady_state_functions")
+        if funs is None:  # sympy and lambdify once per node model
+            args = ["v", "g_leak", *self.learn]
+            consts = {k: v for k, v in model.constants().items() if k not in args}
+            current = model.element_current()
+            what = f"current of node group {name!r}"
+            funs = {
+                "i": numpy_function(current, args, consts, what=what),
+                "di_dv": numpy_function(differentiate(current, "v", what), args, consts,
+                                        what=what),
+                "di_dp": {p: numpy_function(differentiate(current, p, what), args, consts,
+                                            what=what) for p in ["g_leak", *self.learn]},
+                "linear": _second_derivative_zero(current, ["v"]),
+            }
+            model.__dict__["_steady_state_functions"] = funs
+        self.i, self.di_dv, self.di_dp = funs["i"], funs["di_dv"], funs["di_dp"]
+        self.linear = funs["linear"]
         g_leak = values.get(f"{name}.g_leak", spec.values.get("g_leak", model.g_leak))
         self.values = {"g_leak": np.broadcast_to(np.asarray(g_leak, float), (spec.n,))}
         for p in self.learn:
@@ -78,13 +86,19 @@ class _BranchTerms:
                 f"Connection {conn.name!r} ({type(el).__name__}) has states of its own; the "
                 "exact steady-state reference covers static circuits only.")
         self.conn, self.theta = conn, theta
-        consts = {k: float(np.asarray(v)) for k, v in el.values.items()}
-        args = ["v_pre", "v_post", el.learnable]
-        what = f"current of connection {conn.name!r}"
-        self.i = numpy_function(el.current, args, consts, what=what)
-        self.d = {a: numpy_function(differentiate(el.current, a, what), args, consts, what=what)
-                  for a in args}
-        self.linear = _second_derivative_zero(el.current, ["v_pre", "v_post"])
+        funs = el.__dict__.get("_steady_state_functions")
+        if funs is None:  # sympy and lambdify once per element
+            consts = {k: float(np.asarray(v)) for k, v in el.values.items()}
+            args = ["v_pre", "v_post", el.learnable]
+            what = f"current of {type(el).__name__}"
+            funs = {
+                "i": numpy_function(el.current, args, consts, what=what),
+                "d": {a: numpy_function(differentiate(el.current, a, what), args, consts,
+                                        what=what) for a in args},
+                "linear": _second_derivative_zero(el.current, ["v_pre", "v_post"]),
+            }
+            el.__dict__["_steady_state_functions"] = funs
+        self.i, self.d, self.linear = funs["i"], funs["d"], funs["linear"]
         self.directed = el.directed
 
 
@@ -142,7 +156,25 @@ class SteadyState:
     # ------------------------------------------------------------------ pieces
     def input_vector(self, x) -> np.ndarray:
         """Source voltages (B, M) in volt from ``x`` as given to ``gradient``."""
-        return self.circuit.source_values(x)
+        return self._inputs(x)[0]
+
+    def _inputs(self, x):
+        """Source voltages (B, M) and injected clamp currents (B, N) from ``x``."""
+        circ = self.circuit
+        volts, currents = circ.split_inputs(x)
+        n_amp = None
+        if currents:
+            n_amp = next(iter(circ.current_values(currents).values())).shape[0]
+        if circ.inputs:
+            xs = circ.source_values(volts if volts is not None else {}, n_samples=n_amp)
+        else:
+            xs = np.zeros((n_amp or 1, 0))
+        B = xs.shape[0]
+        inj = np.zeros((B, self.N))
+        for name, arr in circ.current_values(currents, B).items():
+            spec = circ.currents[name]
+            inj[:, self.offsets[spec.target] + np.arange(spec.n)] += arr
+        return xs, inj
 
     def _targets(self, y, loss, n_samples: int) -> np.ndarray:
         """Targets prepared by ``loss``, checked to give one target per sample."""
@@ -166,10 +198,14 @@ class SteadyState:
         a = self.offsets[conn.pre] + conn.i
         return v[:, a], post, a
 
-    def residual(self, v: np.ndarray, xs: np.ndarray, *, jacobian: bool = True):
-        """Net current into every node ``r(v)`` (B, N) and ``∂r/∂v`` (B, N, N)."""
+    def residual(self, v: np.ndarray, xs: np.ndarray, *, jacobian: bool = True,
+                 injected: np.ndarray | None = None):
+        """Net current into every node ``r(v)`` (B, N) and ``∂r/∂v`` (B, N, N).
+
+        ``injected``: currents of the current inputs into each node (B, N), amp.
+        """
         B = v.shape[0]
-        r = np.zeros_like(v)
+        r = np.zeros_like(v) if injected is None else np.array(injected, dtype=float)
         J = np.zeros((B, self.N, self.N)) if jacobian else None
         for t in self.groups:
             idx = self.offsets[t.name] + np.arange(t.n)
@@ -224,13 +260,13 @@ class SteadyState:
         Solves ``r(v) - β ∂c/∂v = 0`` with Newton's method (steps limited to 0.5 V
         when an element is nonlinear).
         """
-        xs = self.input_vector(x)
+        xs, inj = self._inputs(x)
         B = xs.shape[0]
         diff = self.circuit.differential
         yv = self._targets(y, loss, B) if beta else None
         v = np.zeros((B, self.N))
         for _ in range(max_iter):
-            r, J = self.residual(v, xs)
+            r, J = self.residual(v, xs, injected=inj)
             if beta:
                 z = loss.readout(v[:, self.out_idx], diff)
                 r[:, self.out_idx] -= beta * loss.readout_transpose(loss.grad(z, yv), diff)
@@ -280,14 +316,14 @@ class SteadyState:
         """
         self.circuit._require_output()
         v = self.solve(x)
-        xs = self.input_vector(x)
+        xs, inj = self._inputs(x)
         B = v.shape[0]
         diff = self.circuit.differential
         yv = self._targets(y, loss, B)
         z = loss.readout(v[:, self.out_idx], diff)
         dc = np.zeros_like(v)
         dc[:, self.out_idx] = loss.readout_transpose(loss.grad(z, yv), diff)
-        _, J = self.residual(v, xs)
+        _, J = self.residual(v, xs, injected=inj)
         H = -J
         lam = np.linalg.solve(np.transpose(H, (0, 2, 1)), dc[:, :, None])[:, :, 0] / B
         flat = {}

@@ -3,12 +3,17 @@
 
 from .diode import Diode
 from .directed import DirectedSynapse
+from .hh_leak import LeakChannel
+from .hh_neuron import HH_PARAMETER_SETS, HHNeuron
+from .hh_potassium import PotassiumChannel
+from .hh_sodium import SodiumChannel
 from .inductor import Inductor, NonlinearInductor
 from .nagumo import CubicConductance, InductorToGround, NagumoNeuron, fitzhugh_parameters
 from .nodes import CapacitorNode, DiodeNeuron, NonlinearCapacitorNode
 from .resistor import Resistor
 from .sources import CurrentSource
 
-__all__ = ["CapacitorNode", "CubicConductance", "CurrentSource", "Diode", "DiodeNeuron",
-           "DirectedSynapse", "Inductor", "InductorToGround", "NagumoNeuron",
-           "NonlinearCapacitorNode", "NonlinearInductor", "Resistor", "fitzhugh_parameters"]
+__all__ = ["HH_PARAMETER_SETS", "CapacitorNode", "CubicConductance", "CurrentSource", "Diode",
+           "DiodeNeuron", "DirectedSynapse", "HHNeuron", "Inductor", "InductorToGround",
+           "LeakChannel", "NagumoNeuron", "NonlinearCapacitorNode", "NonlinearInductor",
+           "PotassiumChannel", "Resistor", "SodiumChannel", "fitzhugh_parameters"]

@@ -34,12 +34,18 @@ class Entry:
         Typical value of a branch element's per-synapse parameter.
     amplitude : float
         Peak input voltage (volt) of the waveforms that drive the circuit.
+    offset : float
+        Mean input voltage (volt): where the element works (a neuron near its rest).
+    spice_tol : float
+        Tolerance of the ngspice transient, relative to the signal range.
     """
 
     name: str
     make: object
     scale: Quantity | None = None
     amplitude: float = 0.15
+    offset: float = 0.0
+    spice_tol: float = 3e-3
 
     def __str__(self):
         return self.name
@@ -59,6 +65,16 @@ ALL_ELEMENTS = [
     Entry("DiodeNeuron", lambda: models.DiodeNeuron(I_s=5 * nA)),
     Entry("NagumoNeuron", lambda: models.NagumoNeuron(learn=("G_cubic", "R_rec", "E_rec")),
           amplitude=0.3),
+    Entry("LeakChannel", lambda: models.LeakChannel(g_L=0.5 * uS), offset=-0.06),
+    Entry("SodiumChannel", lambda: models.SodiumChannel(g_Na=2 * uS), amplitude=0.03,
+          offset=-0.06),
+    Entry("PotassiumChannel", lambda: models.PotassiumChannel(g_K=2 * uS), amplitude=0.03,
+          offset=-0.06),
+    # spiking neurons: a time shift of ~1 µs on a 500 mV/ms upstroke is ~4e-3 of the range
+    Entry("HHNeuron", lambda: models.HHNeuron("hh"), amplitude=0.03, offset=-0.06,
+          spice_tol=1e-2),
+    Entry("HHNeuron_traub_miles", lambda: models.HHNeuron("traub_miles"), amplitude=0.03,
+          offset=-0.06, spice_tol=1e-2),
 ]
 
 #: time step and length of the waveform runs of the contract
@@ -113,6 +129,6 @@ def waveforms(entry: Entry, n_samples: int = 2, seed: int = 1):
     t = np.arange(STEPS) * float(DT)
     f = rng.uniform(300, 900, (n_samples, 1, 2))
     phase = rng.uniform(0, 2 * np.pi, (n_samples, 1, 2))
-    x = entry.amplitude * np.sin(2 * np.pi * f * t[None, :, None] + phase)
+    x = entry.offset + entry.amplitude * np.sin(2 * np.pi * f * t[None, :, None] + phase)
     y = 0.02 * np.cos(2 * np.pi * 500 * t)[None, :, None] * np.ones((n_samples, 1, 2))
     return eq.TimeSeries(x * volt, dt=DT), eq.TimeSeries(y * volt, dt=DT)

@@ -43,7 +43,7 @@ def test_the_catalogue_lists_every_model():
     from ephys_eqprop import models
 
     listed = {e.name for e in ALL_ELEMENTS}
-    shipped = {n for n in models.__all__ if n[0].isupper()}
+    shipped = {n for n in models.__all__ if n[0].isupper() and not n.isupper()}
     assert shipped <= listed, f"missing from ALL_ELEMENTS: {sorted(shipped - listed)}"
 
 
@@ -118,13 +118,14 @@ def test_sympy_derivatives_match_central_differences(entry):
 @pytest.mark.parametrize("entry", ALL_ELEMENTS, ids=str)
 def test_adjoint_matches_finite_differences(entry):
     """Both differentiate the same forward-Euler loss: they agree to the O(eps²) of the
-    central differences (eps = 1e-4: ~1e-8 relative); bar cosine ≥ 0.9999, 1e-5."""
+    central differences (eps = 1e-5: ~1e-7 relative on a spiking Hodgkin–Huxley neuron,
+    where eps = 1e-4 leaves 2e-5; rounding stays below 1e-9); bar cosine ≥ 0.9999, 1e-5."""
     c = holder(entry)
     net = c.build(batch=2, dt=DT)
     x, y = waveforms(entry)
     loss = eq.losses.MSE(g_nudge=1 * uS)
     adj = eq.Adjoint().gradient(net, x, y, loss)
-    fd = eq.FiniteDifference(eps=1e-4).gradient(net, x, y, loss)
+    fd = eq.FiniteDifference(eps=1e-5).gradient(net, x, y, loss)
     assert set(adj) == set(net.params) == set(fd)
     cos, rel = compare(adj, fd)
     worst = max(compare({k: adj[k]}, {k: fd[k]})[1] for k in adj)
@@ -142,7 +143,7 @@ def test_static_references_agree(entry):
     c = holder(entry)
     net = c.build(batch=2)
     rng = np.random.default_rng(5)
-    x = rng.uniform(-1, 1, (2, 2)) * entry.amplitude * volt
+    x = (entry.offset + rng.uniform(-1, 1, (2, 2)) * entry.amplitude) * volt
     y = rng.uniform(-0.05, 0.05, (2, 2)) * volt
     loss = eq.losses.MSE()
     exact = eq.ExactSteadyState().gradient(net, x, y, loss)
@@ -177,12 +178,13 @@ def _brian_transient(net, x, steps):
 def test_spice_export_runs_in_ngspice_and_matches(entry):
     """A 1 ms transient from the network's initial state with constant inputs: Brian2 at
     dt = 0.5 µs (forward Euler; its error ~ dt/(2eτ) ≈ 5e-4 of the range for the fastest
-    node, τ ≈ 0.2 ms) against ngspice (trapezoidal, reltol 1e-9): 3e-3 of the range. For
+    node, τ ≈ 0.2 ms) against ngspice (trapezoidal, reltol 1e-9): 3e-3 of the range (1e-2
+    for spiking neurons, whose upstrokes turn a µs of timing into mV). For
     circuits without states also the operating point against the exact solver (1e-9 V;
     diodes as the exact Shockley law, since SPICE's diode model bends the reverse-bias
     exponential into a cubic and is off by up to ~5 % of I_s there)."""
     c = holder(entry)
-    x = np.array([[0.8, -0.6]]) * entry.amplitude * volt
+    x = (entry.offset + np.array([[0.8, -0.6]]) * entry.amplitude) * volt
     try:
         text = to_spice(c, x, analysis=("tran", 2 * us, 1000 * us))
     except NetlistError as ex:  # a refusal must say what cannot be written
@@ -199,7 +201,7 @@ def test_spice_export_runs_in_ngspice_and_matches(entry):
         span = float(np.ptp(v[g])) + 1e-3
         worst = max(worst, float(np.max(np.abs(on_grid - v[g]))) / span)
     print(f"{entry.name}: transient, max |Brian2 - ngspice| / range = {worst:.2e}")
-    assert worst <= 3e-3
+    assert worst <= entry.spice_tol
     if not is_dynamic(c):
         res = run_ngspice(to_spice(c, x, diode="B"))
         exact = eq.SteadyState(c).solve(x)[0]

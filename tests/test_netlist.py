@@ -145,11 +145,11 @@ class CubicShunt(ShuntElement):
     current = "-k*v**3"
 
 
-class ExprelShunt(ShuntElement):
+class Expm1Shunt(ShuntElement):
     """A shunt whose law uses a function ngspice's B sources lack."""
 
     parameters = (Parameter("I0", amp, 1 * nA),)
-    current = "-I0*exprel(v/(0.1*volt))"
+    current = "-I0*expm1(v/(0.1*volt))"
 
 
 def test_elements_without_a_spice_element_are_written_as_behavioural_sources():
@@ -173,11 +173,11 @@ def test_elements_without_a_spice_element_are_written_as_behavioural_sources():
 @pytest.mark.parametrize(
     ("build", "match"),
     [
-        (lambda c: c.connect("x", "y", eq.models.DirectedSynapse("V_s*exprel(v_pre/V_s)"),
+        (lambda c: c.connect("x", "y", eq.models.DirectedSynapse("V_s*expm1(v_pre/V_s)"),
                              g=np.ones((1, 2)) * uS),
-         r"Connection 'x->y': .*function 'exprel'"),
-        (lambda c: c.add_nodes("z", 1, eq.models.CapacitorNode(shunts=[ExprelShunt()])),
-         r"Node group 'z': .*function 'exprel'"),
+         r"Connection 'x->y': .*function 'expm1'"),
+        (lambda c: c.add_nodes("z", 1, eq.models.CapacitorNode(shunts=[Expm1Shunt()])),
+         r"Node group 'z': .*function 'expm1'"),
         (lambda c: c.add_nodes("Y", 1, eq.models.CapacitorNode()),
          r"Groups 'y' and 'Y' differ only in case"),
     ],
@@ -209,7 +209,7 @@ def test_bad_requests():
         to_spice(c, x, sample=1)
     with pytest.raises(NetlistError, match=r"diode must be 'D'"):
         to_spice(c, x, diode="X")
-    with pytest.raises(TypeError, match=r"temperature must have units of K"):
+    with pytest.raises(TypeError, match=r"temperature must have units of kelvin \(K\)"):
         to_spice(c, x, temperature=27)
     with pytest.raises(NetlistError, match=r"needs a Circuit or a built CircuitNetwork"):
         to_spice("R1 a b 1k")
@@ -498,10 +498,26 @@ def test_spice_expression(expr, expected):
     assert spice_expression(expr, {"x": "V(a)", "k": -2.5}, "test") == expected
 
 
+def test_exprel_is_written_with_its_limit_at_zero():
+    """exprel(x) = (e^x - 1)/x has the limit 1 at 0: ngspice's ternary operator keeps it."""
+    from ephys_eqprop.netlist import spice_expression
+
+    text = spice_expression("exprel(x)", {"x": "V(a)"}, "test")
+    namespace = {"exp": np.exp, "abs": abs}
+    assert text.startswith("(") and text.endswith(")") and text.count("?") == 1
+    cond, rest = text[1:-1].split("?")
+    near, far = rest.split(":")
+    as_python = f"({near}) if {cond} else ({far})"  # the ternary, in Python's spelling
+    for v in (0.0, 1e-9, -0.3, 2.0):
+        value = eval(as_python.replace("V(a)", repr(v)), namespace)  # our exporter's text
+        expected = 1.0 if v == 0 else np.expm1(v) / v
+        assert value == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     ("expr", "match"),
     [
-        ("exprel(x)", r"uses the function 'exprel', which ngspice behavioural sources do not"),
+        ("expm1(x)", r"uses the function 'expm1', which ngspice behavioural sources do not"),
         ("x*y", r"uses 'y', which is neither a parameter of the element nor a Brian2 unit"),
     ],
 )

@@ -131,7 +131,8 @@ class Case:
         ``function(ctx: CaseContext) -> iterable of CaseResult``.
     needs : tuple of str
         External programs the case needs (checked with :func:`shutil.which`
-        before it runs; if one is missing the case is reported as skipped).
+        before it runs; ``"python:<module>"`` names a Python package, checked by
+        importing it); if one is missing the case is reported as skipped.
     """
 
     name: str
@@ -148,8 +149,17 @@ class Case:
                            for para in doc.split("\n\n"))
 
     def missing_programs(self) -> list[str]:
-        """The external programs of :attr:`needs` that are not on ``PATH``."""
-        return [prog for prog in self.needs if shutil.which(prog) is None]
+        """The external programs (and Python packages) of :attr:`needs` not found here."""
+        import importlib.util
+
+        missing = []
+        for prog in self.needs:
+            if prog.startswith("python:"):
+                if importlib.util.find_spec(prog.split(":", 1)[1]) is None:
+                    missing.append(f"the Python package {prog.split(':', 1)[1]!r}")
+            elif shutil.which(prog) is None:
+                missing.append(prog)
+        return missing
 
 
 #: All registered cases by name, in registration (= report) order.

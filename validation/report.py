@@ -53,6 +53,16 @@ def _ngspice_version() -> str:
     return "found, version unknown"
 
 
+def _neuron_version() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("neuron") is None:
+        return "not installed"
+    from .neuron_reference import neuron_version
+
+    return neuron_version()
+
+
 def environment() -> dict[str, str]:
     """Versions of the software the validation ran with."""
     import brian2
@@ -68,6 +78,7 @@ def environment() -> dict[str, str]:
         "scipy": scipy.__version__,
         "Python": platform.python_version(),
         "ngspice": _ngspice_version(),
+        "NEURON": _neuron_version(),
     }
 
 

@@ -62,7 +62,7 @@ def _unit_name(unit) -> str:
     for name in (getattr(unit, "name", None), str(unit)):
         if name and isinstance(getattr(allunits, name, None), Unit):
             return name
-    return str(unit)
+    return repr(get_dimensions(unit))  # e.g. "metre ** 2": Python with Brian2's names
 
 
 def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_array: bool = True,
@@ -104,8 +104,9 @@ def check_quantity(name: str, value, unit, *, nonnegative: bool = False, allow_a
         import brian2
 
         module = "brian2" if hasattr(brian2, unit_name) else "brian2.units.allunits"
+        spelled = unit_name if unit_name == str(expected) else f"{unit_name} ({expected})"
         raise TypeError(
-            f"{name} must have units of {expected or 'dimensionless'} (e.g. "
+            f"{name} must have units of {spelled} (e.g. "
             f"{name}=1*{unit_name}); got {value!r} with dimensions "
             f"{got if got is not DIMENSIONLESS else 'dimensionless (no unit)'}. "
             f"Multiply by a Brian2 unit, e.g. `from {module} import {unit_name}`."

@@ -38,7 +38,7 @@ class Adjoint(TimeVaryingEstimator):
     def gradient(self, net, x, y, loss) -> dict:
         """Exact ``dC/dθ`` (joule per parameter unit); see :class:`LagrangianEP`."""
         from ..adjoint import AdjointCircuit
-        from ..dynamics import loss_terms, simulate
+        from ..dynamics import loss_terms, n_samples, simulate
 
         names, prob = self._prepare(net, x, y, loss)
         adj = getattr(net, "_adjoint", None)
@@ -48,7 +48,7 @@ class Adjoint(TimeVaryingEstimator):
         traj = simulate(net, prob, loss=loss, record=True)
         total, dcdv, _ = loss_terms(net, prob, loss, traj.v_out)
         flat = adj.run(traj, dcdv)
-        self.info = GradientInfo(total, traj.v_out[:, :x.n_samples],
+        self.info = GradientInfo(total, traj.v_out[:, :n_samples(x)],
                                  {"trajectory_bytes": traj.nbytes, "adjoint": adj})
         return self._to_params(net, {n: flat[n] for n in names}, joule)
 

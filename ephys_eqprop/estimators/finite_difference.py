@@ -51,14 +51,14 @@ class FiniteDifference(StaticEstimator):
 
     def gradient(self, net, x, y, loss) -> dict:
         """Central differences of the loss: static (fixed point) or time-varying."""
-        from ..dynamics import TimeSeries
+        from ..dynamics import is_waveform
 
-        if isinstance(x, TimeSeries):
+        if is_waveform(x):
             return self._dynamic_gradient(net, x, y, loss)
         return super().gradient(net, x, y, loss)
 
     def _dynamic_gradient(self, net, x, y, loss):
-        from ..dynamics import TimeSeries, loss_terms, prepare, simulate
+        from ..dynamics import loss_terms, n_samples, prepare, repeat, simulate
 
         check_loss(loss)
         circ = net.circuit
@@ -66,7 +66,7 @@ class FiniteDifference(StaticEstimator):
         base = {n: net._flat_param(n) for n in net.params}
         steps = _steps(base, self.eps)
         entries = [(n, s) for n in net.params for s in range(base[n].size)]
-        S = x.n_samples
+        S = n_samples(x)
         prepare(net, x, y, loss)  # checks against the user's network
         chunk = max(1, min(2 * len(entries), self.max_copies // S))
         fd = circ.build(batch=S * chunk, target=net.target, dt=net.dt, method=net.method,
@@ -76,11 +76,7 @@ class FiniteDifference(StaticEstimator):
             fd.groups[grp].variables["I_ext"].set_value(
                 np.tile(np.asarray(net.groups[grp].variables["I_ext"].get_value())
                         .reshape(net.batch, -1)[0], S * chunk))
-        reps = TimeSeries(Quantity(np.concatenate([np.asarray(x.values)] * chunk), dim=x.dim),
-                          x.dt)
-        yreps = TimeSeries(Quantity(np.concatenate([np.asarray(y.values)] * chunk), dim=y.dim),
-                           y.dt)
-        prob = prepare(fd, reps, yreps, loss)
+        prob = prepare(fd, repeat(x, chunk), repeat(y, chunk), loss)
         jobs = [(e, sign) for e in entries for sign in (+1, -1)]
         results = {}
         for start in range(0, len(jobs), chunk):

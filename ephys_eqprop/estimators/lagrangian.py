@@ -61,7 +61,7 @@ class LagrangianEP(TimeVaryingEstimator):
         -------
         dict of str to Quantity
         """
-        from ..dynamics import loss_terms, simulate
+        from ..dynamics import loss_terms, n_samples, simulate
 
         names, prob = self._prepare(net, x, y, loss)
         b = self.beta
@@ -75,7 +75,7 @@ class LagrangianEP(TimeVaryingEstimator):
             flat = {n: prob.weights @ (pos.integrals[n] - free.integrals[n]) / b
                     for n in names}
         total, _, _ = loss_terms(net, prob, loss, free.v_out)
-        self.info = GradientInfo(total, free.v_out[:, :x.n_samples])
+        self.info = GradientInfo(total, free.v_out[:, :n_samples(x)])
         return self._to_params(net, flat, joule)
 
     def __repr__(self):

@@ -19,9 +19,9 @@ __all__ = ["StaticEstimator", "check_static"]
 
 def check_static(net, x, loss, who: str) -> None:
     """Refuse time-varying data and elements with states of their own in a static estimator."""
-    from ..dynamics import TimeSeries
+    from ..dynamics import is_waveform
 
-    if isinstance(x, TimeSeries):
+    if is_waveform(x):
         raise TypeError(f"{who} works on static circuits (fixed points); x is a TimeSeries. "
                         "Use LagrangianEP, Adjoint or FiniteDifference for time-varying runs.")
     if getattr(loss, "window", None) is not None:
