@@ -125,13 +125,15 @@ def differentiate(expr: str, var: str, what: str = "expression") -> str:
         deriv = sympy.diff(sym, target[0])
         if deriv.has(sympy.Derivative) or deriv.has(sympy.Subs):
             raise ValueError(f"sympy left an unevaluated derivative: {deriv}")
-        deriv = sympy.simplify(deriv).replace(safe_exprel, brian_exprel)
+        # no sympy.simplify: on rate functions it costs seconds per derivative, and the
+        # expression is evaluated as generated code anyway
+        deriv = deriv.replace(safe_exprel, brian_exprel)
     except Exception as ex:  # sympy raises many kinds of errors
         raise ValueError(
             f"Cannot differentiate the {what} {expr!r} with respect to {var!r} with sympy: "
             f"{ex}. Write it with functions sympy knows (exp, log, tanh, sqrt, exprel, ...)."
         ) from ex
-    return "0" if deriv == 0 else sympy_to_str(deriv)
+    return "0" if deriv.is_zero or deriv == 0 else sympy_to_str(deriv)
 
 
 def antiderivative(expr: str, var: str) -> str | None:

@@ -149,7 +149,7 @@ def test_adjoint_matches_finite_differences_on_hh_neurons(density, gap):
     times move by ~µs, the loss stays smooth, the differences' O(ε²) error is ~1e-8
     (measured); the bar is cosine >= 0.999 and 1e-2."""
     n = 1 if gap is None else 2
-    x = step(density, 1500, n=n)
+    x = step(density, 1000, n=n)
     teacher = soma(n, gap=None if gap is None else float(gap)).build(batch=1, dt=0.01 * ms)
     p = teacher.get_params()
     p["soma.g_K"] = p["soma.g_K"] * 1.1

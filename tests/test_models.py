@@ -141,7 +141,9 @@ def test_current_source_shifts_the_node():
 
 def test_models_all_is_the_catalogue():
     assert sorted(models.__all__) == ["CapacitorNode", "CubicConductance", "CurrentSource",
-                                      "Diode", "DiodeNeuron", "DirectedSynapse", "Inductor",
-                                      "InductorToGround", "NagumoNeuron",
-                                      "NonlinearCapacitorNode", "NonlinearInductor", "Resistor",
+                                      "Diode", "DiodeNeuron", "DirectedSynapse",
+                                      "HHNeuron", "HH_PARAMETER_SETS", "Inductor",
+                                      "InductorToGround", "LeakChannel", "NagumoNeuron",
+                                      "NonlinearCapacitorNode", "NonlinearInductor",
+                                      "PotassiumChannel", "Resistor", "SodiumChannel",
                                       "fitzhugh_parameters"]

@@ -41,3 +41,15 @@ def test_readme_elements_example_runs_and_its_optimizer_builds():
     # the README prints the adjoint's error against finite differences
     assert float(out.split()[-1]) < 1e-6
     assert isinstance(namespace["opt"], namespace["eq"].Adam)
+
+
+def test_readme_hodgkin_huxley_example_runs_and_matches_finite_differences():
+    src = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
+    code = next(b for b in blocks if "HHNeuron" in b)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "README.md", "exec"), {})
+    out = buf.getvalue()
+    assert "['gap', 'soma.g_L', 'soma.g_Na', 'soma.g_K']" in out
+    assert float(out.split()[-1]) < 1e-6
