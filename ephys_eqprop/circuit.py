@@ -424,7 +424,7 @@ class Circuit:
         )
 
     def connect(self, pre: str, post: str, element: BranchElement, g=None, *, values=None,
-                i=None, j=None, name: str | None = None) -> str:
+                i=None, j=None, name: str | None = None, allow_self: bool = False) -> str:
         """Connect two groups with two-terminal elements (synapses).
 
         Parameters
@@ -444,6 +444,11 @@ class Circuit:
             Sparse connectivity: pre and post indices of each synapse.
         name : str, optional
             Connection name, default ``"pre->post"``.
+        allow_self : bool
+            Allow a node to connect to itself (an autapse of a directed element such as
+            a chemical synapse; a dense connection from a group to itself then includes
+            them). A two-terminal element between a node and itself carries no current
+            and is always refused.
 
         Returns
         -------
@@ -511,16 +516,23 @@ class Circuit:
                     f"i must lie in [0, {n_pre}) and j in [0, {n_post}); got i in "
                     f"[{ii.min()}, {ii.max()}], j in [{jj.min()}, {jj.max()}]."
                 )
-            if pre == post and np.any(ii == jj):
-                raise CircuitError("A node cannot be connected to itself (i == j).")
+            if pre == post and np.any(ii == jj) and not allow_self:
+                raise CircuitError("A node cannot be connected to itself (i == j); pass "
+                                   "allow_self=True for autapses of a directed element.")
             vals_arr = np.broadcast_to(np.asarray(vals), ii.shape).astype(float)
             flat = Quantity(vals_arr.copy(), dim=vals.dim)
             dense = False
-        if dense and pre == post:
+        if dense and pre == post and not allow_self:
             raise CircuitError(
                 "Dense connections from a group to itself would connect nodes to themselves; "
-                "use sparse i= and j= for recurrent connections."
+                "use sparse i= and j= for recurrent connections, or allow_self=True for a "
+                "directed element's autapses."
             )
+        if allow_self and pre == post and not element.directed and np.any(ii == jj):
+            raise CircuitError(
+                f"{type(element).__name__} is a two-terminal element: between a node and "
+                "itself it carries no current. allow_self is for directed elements (a "
+                "chemical synapse's autapse).")
         self.connections[name] = ConnectionSpec(
             name=name, index=len(self.connections), pre=pre, post=post, element=element,
             i=ii, j=jj, values=flat, dense=dense, shape=(n_pre, n_post),

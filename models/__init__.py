@@ -1,6 +1,7 @@
 """The element catalogue: short definitions on the element kinds of
 :mod:`ephys_eqprop.elements`, with units and defaults."""
 
+from .chemical_synapse import ChemicalSynapse
 from .diode import Diode
 from .directed import DirectedSynapse
 from .hh_leak import LeakChannel
@@ -13,7 +14,8 @@ from .nodes import CapacitorNode, DiodeNeuron, NonlinearCapacitorNode
 from .resistor import Resistor
 from .sources import CurrentSource
 
-__all__ = ["HH_PARAMETER_SETS", "CapacitorNode", "CubicConductance", "CurrentSource", "Diode",
-           "DiodeNeuron", "DirectedSynapse", "HHNeuron", "Inductor", "InductorToGround",
-           "LeakChannel", "NagumoNeuron", "NonlinearCapacitorNode", "NonlinearInductor",
-           "PotassiumChannel", "Resistor", "SodiumChannel", "fitzhugh_parameters"]
+__all__ = ["HH_PARAMETER_SETS", "CapacitorNode", "ChemicalSynapse", "CubicConductance",
+           "CurrentSource", "Diode", "DiodeNeuron", "DirectedSynapse", "HHNeuron", "Inductor",
+           "InductorToGround", "LeakChannel", "NagumoNeuron", "NonlinearCapacitorNode",
+           "NonlinearInductor", "PotassiumChannel", "Resistor", "SodiumChannel",
+           "fitzhugh_parameters"]

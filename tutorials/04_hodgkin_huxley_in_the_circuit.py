@@ -183,7 +183,7 @@ save(fig, "04_step_responses.png")
 # ~50 Hz.
 
 # %%
-FI_MS = 120 if SMALL else 300
+FI_MS = 100 if SMALL else 300
 NF = int(FI_MS / 0.025)
 amps = np.linspace(0, 40, 6 if SMALL else 17)
 fi_net = c.build(batch=len(amps), dt=0.025 * ms)
@@ -250,7 +250,7 @@ save(fig, "04_gap_junction.png")
 # but a spiking neuron is far from the quasi-static limit where it is exact.
 
 # %%
-FIT_STEPS = 1500 if SMALL else 4000
+FIT_STEPS = 1200 if SMALL else 4000
 x_fit = eq.TimeSeries(np.concatenate([np.zeros((1, 200, 1)),
                                       np.full((1, FIT_STEPS - 200, 1), 10 * UA_CM2)], 1) * amp,
                       dt=DT)
@@ -295,7 +295,7 @@ save(fig, "04_gradients.png")
 # trace to the recording:
 
 # %%
-EPOCHS = 6 if SMALL else 30
+EPOCHS = 5 if SMALL else 30
 opt = eq.Adam(lr={"soma.g_Na": 0.4 * uS, "soma.g_K": 0.15 * uS, "soma.g_L": 1 * nS})
 trainer = eq.Trainer(model, eq.Adjoint(), loss, opt, progress=False)
 before = trainer.evaluate(x_fit, y_fit)["loss"]
