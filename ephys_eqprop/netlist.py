@@ -465,6 +465,8 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
         if net is not None and transient and el.states:
             st = {s.name: np.asarray(net.synapses[name].variables[s.name].get_value())
                   .reshape(net.batch, -1)[sample] for s in el.states}
+        elif transient and el.states:
+            st = _branch_initial_states(circuit, conn, src, g)
         live = np.flatnonzero(g != 0) if el.open_when_zero else np.arange(g.size)
         what, zero = el.spice_words
         ctx.add(f"* connection {name!r}: {live.size} {what}"
@@ -486,6 +488,32 @@ def to_spice(net_or_circuit, x=None, *, sample: int = 0, analysis="op",
     lines.append(analysis_line)
     lines.append(".end")
     return "\n".join(lines) + "\n"
+
+
+def _branch_initial_states(circuit, conn, src: np.ndarray, theta: np.ndarray) -> dict:
+    """A description's branch states at the start: their ``init`` at the initial voltages
+    (node models' ``v0``, inputs at their source voltages)."""
+    from .expressions import numpy_function
+
+    def voltages(group):
+        if group in circuit.inputs:
+            off = 0
+            for name, spec in circuit.inputs.items():
+                if name == group:
+                    return src[off:off + spec.size]
+                off += spec.size
+        spec = circuit.nodes[group]
+        return np.full(spec.n, float(spec.model.v0))
+
+    el = conn.element
+    consts = {k: float(np.asarray(v)) for k, v in el.values.items()}
+    v_pre, v_post = voltages(conn.pre)[conn.i], voltages(conn.post)[conn.j]
+    out = {}
+    for st in el.states:
+        f = numpy_function("0" if st.init is None else st.init,
+                           ["v_pre", "v_post", el.learnable], consts)
+        out[st.name] = np.broadcast_to(f(v_pre, v_post, theta), theta.shape)
+    return out
 
 
 def _node_values(circuit, net, gname: str, sample: int, transient: bool):

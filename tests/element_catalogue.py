@@ -56,6 +56,8 @@ ALL_ELEMENTS = [
     Entry("Inductor", lambda: models.Inductor(R=1 * kohm), scale=1000 * henry),
     Entry("NonlinearInductor", lambda: models.NonlinearInductor(R=1 * kohm), scale=1000 * henry),
     Entry("DirectedSynapse", lambda: models.DirectedSynapse(V_s=0.2 * volt), scale=1 * uS),
+    Entry("ChemicalSynapse", lambda: models.ChemicalSynapse("inhibitory", V_th=0 * volt,
+                                                           Delta=0.05 * volt), scale=1 * uS),
     Entry("Diode", lambda: models.Diode(V_bias=0.1 * volt, learn=("I_s",))),
     Entry("CurrentSource", lambda: models.CurrentSource(I=20 * nA, learn=("I",))),
     Entry("CubicConductance", lambda: models.CubicConductance(learn=("G_cubic", "V_cubic"))),
