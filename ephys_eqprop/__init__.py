@@ -1,7 +1,7 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import datasets, dynamics, elements, estimators, learning, losses, models, netlist
+from . import datasets, dynamics, elements, estimators, learning, losses, models, monitors, netlist
 from .circuit import Circuit, ParameterSpec, layered
 from .dynamics import TimeSeries
 from .errors import CircuitError, StaticPhaseWarning
@@ -18,6 +18,7 @@ from .estimators import (
     TimeVaryingEstimator,
 )
 from .learning import SGD, Adam, Bounds, History, Momentum, Trainer
+from .monitors import MonitorRecord, SynapticMonitor
 from .network import CircuitNetwork
 from .phases import Settle, SettleReport, SettleWarning
 from .steady_state import SteadyState, exact_gradient
@@ -38,6 +39,7 @@ __all__ = [
     "GradientInfo",
     "History",
     "LagrangianEP",
+    "MonitorRecord",
     "Momentum",
     "ParameterSpec",
     "SGD",
@@ -48,6 +50,7 @@ __all__ = [
     "StaticPhaseWarning",
     "SteadyState",
     "SymmetricEP",
+    "SynapticMonitor",
     "TimeSeries",
     "TimeVaryingEstimator",
     "Trainer",
@@ -60,5 +63,6 @@ __all__ = [
     "learning",
     "losses",
     "models",
+    "monitors",
     "netlist",
 ]

@@ -91,6 +91,9 @@ class AdjointCircuit:
         circ = net.circuit
         self.groups: dict[str, NeuronGroup] = {}
         self.synapses: dict[str, Synapses] = {}
+        #: the integrand of each parameter's gradient (a Brian2 expression in the adjoint
+        #: objects' names), for synaptic monitors
+        self.integrands: dict[str, str] = {}
         objects = []
         # the adjoint currents each node receives from its branches (summed variables)
         branch_currents = {name: [] for name in circ.nodes}
@@ -157,8 +160,9 @@ class AdjointCircuit:
             eqs.append(f"{var.name}_f : {_units(var.unit)}")
         for var in model.learnable_variables():
             unit = joule / var.unit
-            eqs.append(f"dgrad_{var.name}/dt = {total(pull(var.name), _units(unit / second))} : "
-                       f"{_units(unit)}")
+            integrand = total(pull(var.name), _units(unit / second))
+            self.integrands[f"{name}.{var.name}"] = integrand
+            eqs.append(f"dgrad_{var.name}/dt = {integrand} : {_units(unit)}")
             if var.name != "g_leak":
                 eqs.append(f"{var.name} : {_units(var.unit)}")
         eqs += [f"{s} : amp" for s in branch_currents]
@@ -202,11 +206,12 @@ class AdjointCircuit:
             return total(terms, zero)
 
         q_theta = Quantity(1.0, dim=get_dimensions(conn.values))
+        integrand = pull(theta, _units(joule / q_theta / second))
+        self.integrands[conn.name] = integrand
         eqs = [
             f"{theta} : {_units(q_theta)}",
             "k_syn : integer (constant)",
-            f"dgrad/dt = {pull(theta, _units(joule / q_theta / second))} : "
-            f"{_units(joule / q_theta)} (clock-driven)",
+            f"dgrad/dt = {integrand} : {_units(joule / q_theta)} (clock-driven)",
             f"S{conn.ident}_in_post = {pull('v_post', 'amp')} : amp (summed)",
         ]
         if pre_is_node:
@@ -297,12 +302,15 @@ class AdjointCircuit:
                 code.append(f"{st.name}_f = {k}(t - t_start, k_syn)*{_units(st.quantity)}")
             if code:
                 drives.append(operation(syn, "\n".join(code), when="start", name="adj_drive*"))
-        self.network.add(*drives)
+        recorders = self._recorders() if net.synaptic_monitors else {}
+        self.network.add(*drives, *recorders.values())
         try:
             with net._target():
                 self.network.run(N * dt * second, namespace=namespace)
         finally:
-            self.network.remove(*drives)
+            self.network.remove(*drives, *recorders.values())
+        if recorders:
+            self._record(traj, recorders, N)
         out = {}
         for pname, spec in net.params.items():
             if spec.kind == "connection":
@@ -315,6 +323,73 @@ class AdjointCircuit:
         self.lam = {n: np.array(self.groups[n].variables["lam"].get_value())
                     for n in circ.nodes}
         return out
+
+    def _recorders(self) -> dict:
+        """StateMonitors of the adjoint voltages and states the monitored integrands read."""
+        from brian2 import StateMonitor
+
+        circ, rec = self.net.circuit, {}
+        for name, spec in circ.nodes.items():
+            names = ["nu"] + [f"mu_{v.name}" for v in spec.model.state_variables()]
+            rec[("node", name)] = StateMonitor(self.groups[name], names, record=True,
+                                               name="adj_rec*")
+        for name, conn in circ.connections.items():
+            if conn.element.states:
+                rec[("branch", name)] = StateMonitor(
+                    self.synapses[name], [f"mu_{st.name}" for st in conn.element.states],
+                    record=True, name="adj_rec*")
+        return rec
+
+    def _record(self, traj, recorders: dict, N: int) -> None:
+        """Evaluate each monitored parameter's gradient integrand on the forward time axis."""
+        from .monitors import record_adjoint
+
+        net, circ = self.net, self.net.circuit
+
+        def reverse(arr):  # reverse step k holds forward step N - 1 - k
+            return np.asarray(arr).T[::-1]
+
+        nu = {n: reverse(recorders[("node", n)].nu_) for n in circ.nodes}
+        values = {}
+        for pname, spec in net.params.items():
+            if not any(pname in m.params for m in net.synaptic_monitors):
+                continue
+            expr = self.integrands[pname]
+            if spec.kind == "connection":
+                conn = circ.connections[pname]
+                el = conn.element
+                i, j = net._syn_index[pname]
+                size = i.size
+                args = {"v_f_pre": traj.v[conn.pre][:N][:, i],
+                        "v_f_post": traj.v[conn.post][:N][:, j],
+                        "nu_post": nu[conn.post][:, j],
+                        "nu_pre": nu[conn.pre][:, i] if conn.pre in nu else np.zeros(1),
+                        el.learnable: np.asarray(net.synapses[pname].variables[el.learnable]
+                                                 .get_value())}
+                for st in el.states:
+                    args[f"{st.name}_f"] = traj.states[(pname, st.name)][:N]
+                    args[f"mu_{st.name}"] = reverse(getattr(recorders[("branch", pname)],
+                                                            f"mu_{st.name}_"))
+                consts = {f"p_{k}": float(np.asarray(v)) for k, v in el.values.items()}
+            else:
+                model = circ.nodes[spec.owner].model
+                grp = net.groups[spec.owner]
+                size = circ.nodes[spec.owner].n * net.batch
+                args = {"v_f": traj.v[spec.owner][:N], "nu": nu[spec.owner]}
+                learn = [v.name for v in model.learnable_variables()]
+                for n_ in learn:
+                    args[n_] = np.asarray(grp.variables[n_].get_value())
+                for v in model.state_variables():
+                    args[f"{v.name}_f"] = traj.node_states[(spec.owner, v.name)][:N]
+                    args[f"mu_{v.name}"] = reverse(getattr(recorders[("node", spec.owner)],
+                                                           f"mu_{v.name}_"))
+                consts = {k: val for k, val in model.constants().items() if k not in learn}
+            f = numpy_function(expr, list(args), consts, what=f"adjoint integrand of {pname}")
+            vals = np.broadcast_to(f(*args.values()), (N, size))
+            dims = get_dimensions(joule / spec.unit / second)
+            values[pname] = Quantity(np.asarray(vals, dtype=float).reshape(N, net.batch, -1),
+                                     dim=dims)
+        record_adjoint(net, values, N)
 
     def _add_initial_state_terms(self, traj, out: dict) -> None:
         """``a_0 · ∂x_0/∂θ``: states whose initial values depend on learnable parameters."""

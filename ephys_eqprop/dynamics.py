@@ -450,7 +450,7 @@ def _check_state_bounds(name: str, values: np.ndarray, bounds, dt: float,
 
 
 def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record: bool = False,
-             accumulate: bool = False) -> Trajectory:
+             accumulate: bool = False, label: str = "run", estimator: str = "") -> Trajectory:
     """Run the physical circuit through the waveforms of ``prob`` from a zero state.
 
     Parameters
@@ -465,6 +465,9 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         Record every node voltage and branch state (for the adjoint).
     accumulate : bool
         Accumulate ``∫ ∂E/∂θ dt`` in every synapse that has a local quantity.
+    label, estimator : str
+        Which run of which estimator this is, for attached synaptic monitors
+        (:class:`~ephys_eqprop.SynapticMonitor`), which make the run record everything.
 
     Returns
     -------
@@ -521,7 +524,8 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         raise ValueError("A nudge (beta != 0) needs a loss.")
     # recording
     monitors = {}
-    if record:
+    monitored = bool(getattr(net, "synaptic_monitors", None))
+    if record or monitored:
         for name in list(circ.inputs) + list(circ.nodes):
             monitors[name] = StateMonitor(net.groups[name], "v", record=True, name="rec*")
         for name, conn in circ.connections.items():
@@ -578,6 +582,10 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         owner = net.synapses[spec.owner] if spec.kind == "connection" else net.groups[spec.owner]
         vals = np.array(owner.variables[f"int_dE_d{spec.variable}"].get_value())
         traj.integrals[pname] = vals.reshape(net.batch, -1)
+    if monitored:
+        from .monitors import record_forward
+
+        record_forward(net, traj, N, label, estimator)
     return traj
 
 

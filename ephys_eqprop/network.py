@@ -98,6 +98,8 @@ class CircuitNetwork:
             if conn.pre in circuit.nodes and not conn.element.directed:
                 self._incident[conn.pre].append((conn, "out"))
         self._local_funs: dict = {}
+        #: attached synaptic monitors (see :class:`~ephys_eqprop.SynapticMonitor`)
+        self.synaptic_monitors: list = []
         objects = []
         with self._target():  # Synapses.connect generates code for the current target
             for name, spec in circuit.inputs.items():

@@ -140,6 +140,12 @@ class _PhaseDriver:
             net.loss.set_beta(net, req.beta)
         net.set_state(req.start)
         self.req, self.count, self.prev = req, 0, self._state()
+        if net.synaptic_monitors:
+            from .monitors import close_static, record_static
+
+            close_static(net)
+            self.label = "free" if req.beta == 0 else f"nudged (β={req.beta:+g})"
+            record_static(net, self.label, 0, net.local_quantities())
 
     def _finish(self, converged: bool, max_dv: float) -> PhaseResult:
         net, settle = self.net, self.req.settle
@@ -174,6 +180,10 @@ class _PhaseDriver:
             cur = self._state()
             max_dv = float(np.max(np.abs(cur - self.prev))) if cur.size else 0.0
             self.prev = cur
+            if self.net.synaptic_monitors:
+                from .monitors import record_static
+
+                record_static(self.net, self.label, self.count, self.net.local_quantities())
             if not np.isfinite(max_dv):
                 raise FloatingPointError(
                     "Node voltages became NaN or infinite during a static phase. Lower "

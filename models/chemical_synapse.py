@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from brian2 import mV, ms, siemens, volt
+from brian2 import ms, mV, siemens, volt
 
 from ephys_eqprop.elements import BranchElement, Parameter, State
 

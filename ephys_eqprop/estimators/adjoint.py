@@ -45,7 +45,7 @@ class Adjoint(TimeVaryingEstimator):
         if adj is None:
             with net._target():
                 adj = net._adjoint = AdjointCircuit(net)
-        traj = simulate(net, prob, loss=loss, record=True)
+        traj = simulate(net, prob, loss=loss, record=True, label="forward", estimator="Adjoint")
         total, dcdv, _ = loss_terms(net, prob, loss, traj.v_out)
         flat = adj.run(traj, dcdv)
         self.info = GradientInfo(total, traj.v_out[:, :n_samples(x)],

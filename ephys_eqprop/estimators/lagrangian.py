@@ -65,17 +65,26 @@ class LagrangianEP(TimeVaryingEstimator):
 
         names, prob = self._prepare(net, x, y, loss)
         b = self.beta
-        free = simulate(net, prob, loss=loss, accumulate=True)
-        pos = simulate(net, prob, loss=loss, beta=b, accumulate=True)
+        who = "LagrangianEP"
+        free = simulate(net, prob, loss=loss, accumulate=True, label="free", estimator=who)
+        pos = simulate(net, prob, loss=loss, beta=b, accumulate=True,
+                       label=f"nudged (β={b:+g})", estimator=who)
+        runs = {"free": free, "nudged": pos}
         if self.symmetric:
-            neg = simulate(net, prob, loss=loss, beta=-b, accumulate=True)
+            neg = simulate(net, prob, loss=loss, beta=-b, accumulate=True,
+                           label=f"nudged (β={-b:+g})", estimator=who)
+            runs["nudged_neg"] = neg
             flat = {n: prob.weights @ (pos.integrals[n] - neg.integrals[n]) / (2 * b)
                     for n in names}
         else:
             flat = {n: prob.weights @ (pos.integrals[n] - free.integrals[n]) / b
                     for n in names}
         total, _, _ = loss_terms(net, prob, loss, free.v_out)
-        self.info = GradientInfo(total, free.v_out[:, :n_samples(x)])
+        # what each run accumulated: ∫ ∂F/∂θ dt per synapse and batch copy (SI)
+        phases = {k: {"beta": {"free": 0.0, "nudged": b, "nudged_neg": -b}[k],
+                      "integrals": {n: r.integrals[n] for n in names}}
+                  for k, r in runs.items()}
+        self.info = GradientInfo(total, free.v_out[:, :n_samples(x)], phases)
         return self._to_params(net, flat, joule)
 
     def __repr__(self):
