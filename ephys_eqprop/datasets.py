@@ -24,7 +24,7 @@ from .dynamics import TimeSeries
 from .elements.base import check_quantity
 
 __all__ = ["Dataset", "xor", "iris", "digits", "stratified_split", "multisine",
-           "dendrite_circuit"]
+           "dendrite_circuit", "hh_network"]
 
 
 @dataclass
@@ -115,7 +115,7 @@ def digits(*, test_fraction: float = 0.3, seed: int = 0,
 
 #: Stream tags: the same integer seed gives independent random streams to the
 #: waveforms and to the conductances of the built-in circuits.
-_STREAM_MULTISINE, _STREAM_DENDRITE = 1, 2
+_STREAM_MULTISINE, _STREAM_DENDRITE, _STREAM_HH_TOPOLOGY, _STREAM_HH_PARAMS = 1, 2, 3, 4
 
 
 def _count(name: str, value, minimum: int) -> int:
@@ -143,8 +143,9 @@ def _rng(seed, stream: int) -> np.random.Generator:
 
 def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quantity,
               seed: int, tau: Quantity = 1e-3 * second, n_channels: int = 2,
-              n_components: int = 3, peak: Quantity = 50 * mV) -> TimeSeries:
-    """Random multi-sine voltage waveforms in a band around ``tau_omega / tau``.
+              n_components: int = 3, peak: Quantity = 50 * mV,
+              offset: Quantity | None = None) -> TimeSeries:
+    """Random multi-sine waveforms (voltages, or currents) in a band around ``tau_omega / tau``.
 
     Each channel of each sample sums ``n_components`` sines with angular frequencies
     log-uniform in ``[tau_omega/2, 2 tau_omega] / tau``, phases uniform in [0, 2π) and
@@ -168,13 +169,18 @@ def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quant
         Input channels per sample (each its own multi-sine).
     n_components : int
         Sines per channel.
-    peak : Quantity, volt
-        Largest absolute value of each sample, positive.
+    peak : Quantity, volt or amp
+        Largest absolute value of each sample, positive: voltages for voltage inputs,
+        currents for current inputs (``Circuit.add_current_input``).
+    offset : Quantity, optional
+        A constant added to every value (in the units of ``peak``; default 0): the mean
+        current of a current clamp.
 
     Returns
     -------
     TimeSeries
-        Shape ``(n_samples, n_steps, n_channels)``, volt, time step ``dt``.
+        Shape ``(n_samples, n_steps, n_channels)``, in the units of ``peak``, time step
+        ``dt``.
 
     Raises
     ------
@@ -185,9 +191,14 @@ def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quant
         below 1, fewer than 2 steps, or a band whose highest frequency is not sampled
         at least 4 times per period (ω_max dt ≥ π/2).
     """
-    for name, q, unit in (("dt", dt, second), ("duration", duration, second),
-                          ("tau", tau, second), ("peak", peak, volt)):
-        _positive(name, q, unit)
+    from brian2 import amp, have_same_dimensions
+
+    unit = amp if have_same_dimensions(peak, amp) else volt
+    for name, q, u in (("dt", dt, second), ("duration", duration, second),
+                       ("tau", tau, second), ("peak", peak, unit)):
+        _positive(name, q, u)
+    if offset is not None:
+        check_quantity("offset", offset, unit, allow_array=False)
     check_quantity("tau_omega", tau_omega, 1, allow_array=False)
     tau_omega = float(tau_omega)
     if not tau_omega > 0:
@@ -215,7 +226,9 @@ def multisine(n_samples: int, *, tau_omega: float, dt: Quantity, duration: Quant
             amp = rng.uniform(0.5, 1, n_components)
             x[s, :, ch] = amp @ np.sin(omega[:, None] * t + phase[:, None])
         x[s] *= float(peak) / np.max(np.abs(x[s]))
-    return TimeSeries(x * volt, dt=dt)
+    if offset is not None:
+        x += float(offset)
+    return TimeSeries(x * unit, dt=dt)
 
 
 def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
@@ -275,4 +288,96 @@ def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
               i=list(range(n - 1)), j=list(range(1, n)))
     c.connect("h", "y", models.Resistor(), g=rng.uniform(0.5, 2, (n, 1)) * uS)
     c.set_output("y")
+    return c
+
+
+def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
+               params_seed: int | None = None, spread: float = 0.2,
+               gap_pairs: int | None = None, inhibitory: float = 0.3,
+               area=None) -> Circuit:
+    """A small network of Hodgkin–Huxley neurons: inputs → hidden → output.
+
+    * ``"in"``: ``n_in`` neurons, each driven by its own current clamp (input ``"I"``,
+      amp, one channel per input neuron);
+    * ``"hid"``: ``n_hidden`` neurons with chemical synapses from every input neuron
+      (``"in->hid"``, excitatory) and ``gap_pairs`` gap junctions among them
+      (``"gap"``, resistors);
+    * ``"out"``: ``n_out`` neurons with excitatory (``"hid->out"``) and inhibitory
+      (``"hid-|out"``) chemical synapses from the hidden neurons (a fraction
+      ``inhibitory`` of the pairs inhibitory), the circuit's output.
+
+    Every neuron is an :func:`~ephys_eqprop.models.HHNeuron` (NEURON's ``hh`` set) whose
+    ``g_Na``, ``g_K`` and ``g_L`` are learnable per neuron; every synapse and gap junction
+    is learnable.
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+    seed : int
+        Seed of the topology (which pairs are gap-coupled or inhibitory).
+    params_seed : int, optional
+        Seed of the parameters (default ``seed``): synaptic and gap conductances, and
+        each neuron's channel conductances, spread by ``± spread`` (relative) around
+        the squid-axon values. A teacher and a student share ``seed`` and differ in
+        ``params_seed``.
+    spread : float
+        Relative spread of the channel conductances, in [0, 1).
+    gap_pairs : int, optional
+        Gap junctions among the hidden neurons (default ``n_hidden // 2``).
+    inhibitory : float
+        Fraction of hidden → output pairs that are inhibitory, in [0, 1].
+    area : Quantity, metre², optional
+        Membrane area of every neuron (default 20,000 µm²).
+
+    Returns
+    -------
+    Circuit
+    """
+    from brian2 import nS, siemens, umetre
+
+    from . import models
+
+    n_in = _count("n_in", n_in, 1)
+    n_hidden = _count("n_hidden", n_hidden, 1)
+    n_out = _count("n_out", n_out, 1)
+    if not 0 <= spread < 1:
+        raise ValueError(f"spread must lie in [0, 1); got {spread!r}.")
+    if not 0 <= inhibitory <= 1:
+        raise ValueError(f"inhibitory must lie in [0, 1]; got {inhibitory!r}.")
+    topo = _rng(seed, _STREAM_HH_TOPOLOGY)
+    par = _rng(seed if params_seed is None else params_seed, _STREAM_HH_PARAMS)
+    area = 20000 * umetre**2 if area is None else area
+    c = Circuit()
+
+    def neurons(name, n):
+        model = models.HHNeuron("hh", area=area)
+        base = {var.name: float(np.asarray(model.value(var)))
+                for var in model.learnable_variables()}
+        values = {k: v * par.uniform(1 - spread, 1 + spread, n) * siemens
+                  for k, v in base.items()}
+        c.add_nodes(name, n, model, values=values)
+
+    neurons("in", n_in)
+    neurons("hid", n_hidden)
+    neurons("out", n_out)
+    c.add_current_input("I", "in")
+    c.connect("in", "hid", models.ChemicalSynapse("excitatory"),
+              g=par.uniform(10, 30, (n_in, n_hidden)) * nS)
+    pairs = [(a, b) for a in range(n_hidden) for b in range(a + 1, n_hidden)]
+    n_gap = n_hidden // 2 if gap_pairs is None else _count("gap_pairs", gap_pairs, 0)
+    if n_gap and pairs:
+        pick = topo.choice(len(pairs), size=min(n_gap, len(pairs)), replace=False)
+        c.connect("hid", "hid", models.Resistor(), name="gap",
+                  g=par.uniform(5, 15, pick.size) * nS,
+                  i=[pairs[k][0] for k in pick], j=[pairs[k][1] for k in pick])
+    inh = topo.random((n_hidden, n_out)) < inhibitory
+    if (~inh).any():
+        ii, jj = np.nonzero(~inh)
+        c.connect("hid", "out", models.ChemicalSynapse("excitatory"), name="hid->out",
+                  g=par.uniform(10, 30, ii.size) * nS, i=ii, j=jj)
+    if inh.any():
+        ii, jj = np.nonzero(inh)
+        c.connect("hid", "out", models.ChemicalSynapse("inhibitory"), name="hid-|out",
+                  g=par.uniform(10, 30, ii.size) * nS, i=ii, j=jj)
+    c.set_output("out")
     return c
