@@ -23,8 +23,8 @@ from .circuit import Circuit
 from .dynamics import TimeSeries
 from .elements.base import check_quantity
 
-__all__ = ["Dataset", "xor", "iris", "digits", "stratified_split", "multisine",
-           "dendrite_circuit", "hh_network"]
+__all__ = ["Dataset", "WaveformTask", "xor", "iris", "digits", "stratified_split", "multisine",
+           "dendrite_circuit", "hh_network", "hh_task"]
 
 
 @dataclass
@@ -294,7 +294,7 @@ def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
 def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
                params_seed: int | None = None, spread: float = 0.2,
                gap_pairs: int | None = None, inhibitory: float = 0.3,
-               area=None) -> Circuit:
+               area=None, learn_inputs: bool = True) -> Circuit:
     """A small network of Hodgkin–Huxley neurons: inputs → hidden → output.
 
     * ``"in"``: ``n_in`` neurons, each driven by its own current clamp (input ``"I"``,
@@ -328,6 +328,8 @@ def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
         Fraction of hidden → output pairs that are inhibitory, in [0, 1].
     area : Quantity, metre², optional
         Membrane area of every neuron (default 20,000 µm²).
+    learn_inputs : bool
+        Whether the input neurons' channel conductances are learnable too.
 
     Returns
     -------
@@ -349,15 +351,15 @@ def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
     area = 20000 * umetre**2 if area is None else area
     c = Circuit()
 
-    def neurons(name, n):
-        model = models.HHNeuron("hh", area=area)
+    def neurons(name, n, learn=("g_Na", "g_K", "g_L")):
+        model = models.HHNeuron("hh", area=area, learn=learn)
         base = {var.name: float(np.asarray(model.value(var)))
                 for var in model.learnable_variables()}
         values = {k: v * par.uniform(1 - spread, 1 + spread, n) * siemens
                   for k, v in base.items()}
         c.add_nodes(name, n, model, values=values)
 
-    neurons("in", n_in)
+    neurons("in", n_in, ("g_Na", "g_K", "g_L") if learn_inputs else ())
     neurons("hid", n_hidden)
     neurons("out", n_out)
     c.add_current_input("I", "in")
@@ -381,3 +383,86 @@ def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
                   g=par.uniform(10, 30, ii.size) * nS, i=ii, j=jj)
     c.set_output("out")
     return c
+
+
+@dataclass
+class WaveformTask:
+    """A teacher–student task on waveforms: circuits and train, validation and test data.
+
+    Attributes
+    ----------
+    teacher, student : Circuit
+        The same topology with different parameters; the teacher made the targets.
+    x_train, y_train, x_val, y_val, x_test, y_test : TimeSeries
+        Inputs and the teacher's output voltages.
+    dt : Quantity
+        The simulation time step the targets were made with.
+    window : tuple of Quantity
+        The loss window (the start-up transient left out).
+    """
+
+    teacher: Circuit
+    student: Circuit
+    x_train: TimeSeries
+    y_train: TimeSeries
+    x_val: TimeSeries
+    y_val: TimeSeries
+    x_test: TimeSeries
+    y_test: TimeSeries
+    dt: Quantity
+    window: tuple
+
+
+def _perturb(circuit: Circuit, rng: np.random.Generator, sigma: float) -> None:
+    """Multiply every learnable value of a description by ``exp(σ z)``, ``z`` standard normal."""
+    for conn in circuit.connections.values():
+        vals = np.asarray(conn.values, dtype=float)
+        conn.values = Quantity(vals * np.exp(sigma * rng.standard_normal(vals.shape)),
+                               dim=conn.values.dim)
+    for spec in circuit.nodes.values():
+        for k, vals in spec.values.items():
+            spec.values[k] = vals * np.exp(sigma * rng.standard_normal(vals.shape))
+
+
+def hh_task(*, n_in: int = 3, n_hidden: int = 6, n_train: int = 8, n_val: int = 4,
+            n_test: int = 4, duration: Quantity = 40e-3 * second,
+            dt: Quantity = 0.025e-3 * second, seed: int = 0,
+            mismatch: float = 0.25) -> WaveformTask:
+    """A Hodgkin–Huxley network learns to make its output neuron follow a teacher's.
+
+    The teacher is an :func:`hh_network` whose input neurons relay their currents (their
+    channels are not learned); the student has its topology and hidden parameters that
+    differ from the teacher's: every synapse, gap junction and hidden or output channel
+    conductance multiplied by ``exp(mismatch · z)``, ``z`` standard normal (by default a
+    spread of about 25 %). The inputs are multi-sine currents into the input neurons
+    (2 ± 1.5 nA, periods around 20 ms, independent draws for the three splits); the
+    targets are the teacher's output voltage traces. The loss window leaves out the
+    first 5 ms.
+
+    Returns
+    -------
+    WaveformTask
+    """
+    from brian2 import nA, volt
+
+    from .dynamics import prepare, simulate
+
+    _positive("duration", duration, second)
+    _positive("dt", dt, second)
+    teacher = hh_network(n_in, n_hidden, 1, seed=seed, params_seed=seed + 1000,
+                         learn_inputs=False)
+    student = hh_network(n_in, n_hidden, 1, seed=seed, params_seed=seed + 1000,
+                         learn_inputs=False)
+    if not 0 <= mismatch < 2:
+        raise ValueError(f"mismatch must lie in [0, 2); got {mismatch!r}.")
+    _perturb(student, _rng(seed, _STREAM_HH_PARAMS + 10), mismatch)
+    splits = {}
+    for k, (name, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
+        x = multisine(_count(f"n_{name}", n, 1), tau_omega=3.0, tau=10e-3 * second, dt=dt,
+                      duration=duration, seed=seed * 10 + k, n_channels=n_in,
+                      peak=1.5 * nA, offset=2.0 * nA)
+        net = teacher.build(batch=x.n_samples, dt=dt)
+        v = simulate(net, prepare(net, x)).v_out
+        splits[name] = (x, TimeSeries(np.transpose(v, (1, 0, 2)) * volt, dt=dt))
+    return WaveformTask(teacher, student, *splits["train"], *splits["val"], *splits["test"],
+                        dt, (5e-3 * second, duration))

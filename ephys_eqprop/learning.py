@@ -171,6 +171,8 @@ class Optimizer:
     bounds : Bounds, or dict of selector to Bounds, optional
         Bounds, likewise by parameter. Parameters without bounds get the default
         of their element: ≥ 0 for a non-negative parameter, none for a signed one.
+    decay : float
+        Every rate is multiplied by ``decay`` after each step (1: constant rates).
 
     Raises
     ------
@@ -181,7 +183,10 @@ class Optimizer:
     #: whether the rate has the parameter's units (Adam) or parameter/gradient units
     _lr_in_param_units = False
 
-    def __init__(self, lr, *, bounds=None):
+    def __init__(self, lr, *, bounds=None, decay: float = 1.0):
+        if not (np.isscalar(decay) and 0 < float(decay) <= 1):
+            raise ValueError(f"decay must lie in (0, 1]; got {decay!r}.")
+        self.decay = float(decay)
         table = lr if isinstance(lr, dict) else {"*": lr}
         if not table:
             raise ValueError("lr must give at least one learning rate.")
@@ -275,9 +280,11 @@ class Optimizer:
                 raise FloatingPointError(f"The gradient of {name!r} has NaN or infinite entries.")
         self._resolved.update(resolved)
         self.t += 1
+        factor = self.decay ** (self.t - 1)
         out = {}
         for name, p in params.items():
             lr, lo, hi = resolved[name]
+            lr *= factor
             g = np.asarray(grads[name], dtype=float)
             new = np.asarray(p, dtype=float) - lr * self._direction(name, g)
             out[name] = Quantity(np.clip(new, lo, hi), dim=_dims(p))
@@ -309,7 +316,8 @@ class Optimizer:
         self._saved_config = None
 
     def __repr__(self):
-        return f"{type(self).__name__}(lr={self.lr!r}, bounds={self.bounds!r})"
+        extra = "" if self.decay == 1 else f", decay={self.decay!r}"
+        return f"{type(self).__name__}(lr={self.lr!r}, bounds={self.bounds!r}{extra})"
 
 
 class SGD(Optimizer):
@@ -331,8 +339,8 @@ class Momentum(Optimizer):
     bounds : Bounds or dict, optional
     """
 
-    def __init__(self, lr, momentum: float = 0.9, *, bounds=None):
-        super().__init__(lr, bounds=bounds)
+    def __init__(self, lr, momentum: float = 0.9, *, bounds=None, decay: float = 1.0):
+        super().__init__(lr, bounds=bounds, decay=decay)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1); got {momentum}.")
         self.momentum = float(momentum)
@@ -357,13 +365,15 @@ class Adam(Optimizer):
     eps : float
         Regulariser of the second moment, relative to the gradient scale.
     bounds : Bounds or dict, optional
+    decay : float
+        Multiplies the step size after each step.
     """
 
     _lr_in_param_units = True
 
     def __init__(self, lr, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, *,
-                 bounds=None):
-        super().__init__(lr, bounds=bounds)
+                 bounds=None, decay: float = 1.0):
+        super().__init__(lr, bounds=bounds, decay=decay)
         for nm, val in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= val < 1:
                 raise ValueError(f"{nm} must lie in [0, 1); got {val}.")

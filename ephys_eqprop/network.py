@@ -125,11 +125,17 @@ class CircuitNetwork:
         syn_vars = [f"I{conn.ident}_{side}" for conn, side in self._incident[name]]
         clamps = [c for c in self.circuit.currents.values() if c.target == name]
         syn_vars += [c.variable for c in clamps]
+        if model.dynamic:
+            # node elements with states: only time-varying runs apply (static phases refuse
+            # them), so no relaxation terms are evaluated at every step
+            relaxation = ["C_eff = C_v : farad"]
+        else:
+            relaxation = ["C_eff = relax*G_relax*tau_relax + (1 - relax)*C_v : farad",
+                          f"G_relax = G_tot + {model.element_conductance()} : siemens"]
         eqs = [
             "dv/dt = I_tot/C_eff : volt",
-            "C_eff = relax*G_relax*tau_relax + (1 - relax)*C_v : farad",
+            *relaxation,
             f"C_v = {model.capacitance_expr()} : farad",
-            f"G_relax = G_tot + {model.element_conductance()} : siemens",
             "I_tot = " + " + ".join([model.element_current(), *syn_vars, "I_nudge", "I_ext"])
             + " : amp",
             "C : farad",

@@ -227,3 +227,18 @@ def test_rates_and_bounds_that_do_not_fit_the_parameters_are_refused():
     with pytest.raises(TypeError, match=r"does not have the units of parameter 'h~y'"):
         eq.Adam(lr={siemens: 0.1 * uS, henry: 1 * henry},
                 bounds=eq.Bounds(high=5 * uS)).step(params, grads, net.params)
+
+
+def test_rate_decay_shrinks_each_step_geometrically():
+    """Adam's bias-corrected steps are lr·sign(g) for a constant gradient: with decay d the
+    k-th step is lr·d^(k-1) exactly (up to Adam's eps)."""
+    opt = eq.Adam(lr=0.1 * uS, decay=0.5)
+    p = _params([5.0])
+    steps = []
+    for _ in range(3):
+        new = opt.step(p, _grads([1.0]))
+        steps.append(float(np.asarray(p["a"])[0] - np.asarray(new["a"])[0]))
+        p = new
+    np.testing.assert_allclose(steps, [1e-7, 5e-8, 2.5e-8], rtol=1e-6)
+    with pytest.raises(ValueError, match="decay must lie in"):
+        eq.Adam(lr=0.1 * uS, decay=1.5)
