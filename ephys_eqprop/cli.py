@@ -9,9 +9,12 @@ __all__ = ["main"]
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    from .demo import run_demo, run_hh_demo
 
-    run_demo(args.out, epochs=args.epochs, target=args.target, hidden=args.hidden,
+    if args.which == "hh":
+        run_hh_demo(args.out, epochs=args.epochs or 12, seed=args.seed, quick=args.quick)
+        return 0
+    run_demo(args.out, epochs=args.epochs or 12, target=args.target, hidden=args.hidden,
              seed=args.seed, quick=args.quick)
     return 0
 
@@ -39,10 +42,13 @@ def main(argv=None) -> int:
                     "equilibrium propagation.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="train a diode-resistor circuit on Iris, check EP against the exact "
-                     "gradient, write figures")
+        "demo", help="train a diode-resistor circuit on Iris (default) or a Hodgkin-Huxley "
+                     "network ('demo hh'), check the gradients, write figures")
+    demo.add_argument("which", nargs="?", choices=["iris", "hh"], default="iris",
+                      help="iris: static EP on a diode-resistor circuit; hh: a spiking "
+                           "Hodgkin-Huxley network trained with the adjoint gradient")
     demo.add_argument("--out", default="ephys_eqprop_demo", help="folder for the figures")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
     demo.add_argument("--hidden", type=int, default=8, help="diode neurons (default 8)")
     demo.add_argument("--target", choices=["numpy", "cython"], default="numpy",
                       help="Brian2 code-generation target (default numpy: no compiler needed)")

@@ -1,14 +1,15 @@
 """Small built-in data sets (no downloads).
 
 Static classification: input voltages and class labels. XOR is generated; Iris and
-the 8×8 digits come with scikit-learn (an optional dependency:
-``pip install scikit-learn``).
+the 8×8 digits come with scikit-learn (a dependency of the package).
 
-Waveforms: :func:`multisine` draws random multi-sine input voltages as a
+Waveforms: :func:`multisine` draws random multi-sine input voltages (or currents) as a
 :class:`~ephys_eqprop.TimeSeries`, and :func:`dendrite_circuit` builds a passive
 compartmental dendrite (inputs → a chain of RC compartments → a soma), the teacher
 and student of the model-reduction task of tutorial 3 and
-``benchmarks/train_waveforms.py``.
+``benchmarks/train_waveforms.py``. :func:`hh_network` builds a small network of
+Hodgkin–Huxley neurons, and :func:`hh_task` a teacher–student task on it (tutorial 5,
+``ephys-eqprop demo hh``, ``benchmarks/train_hh.py``).
 """
 
 from __future__ import annotations

@@ -26,3 +26,16 @@ def test_unknown_command_exits_with_usage(capsys):
         main(["nonsense"])
     assert ex.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_demo_hh_quick_checks_the_adjoint_and_trains(tmp_path, capsys):
+    assert main(["demo", "hh", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("hh_gradient_check.png", "hh_training.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    # the adjoint and central differences differentiate the same simulated loss
+    rel = float(re.search(r"max relative error ([0-9.e+-]+)", out).group(1))
+    assert rel < 1e-4
+    before, after = (float(v) for v in re.search(
+        r"held-out loss ([0-9.e+-]+) J -> ([0-9.e+-]+) J", out).groups())
+    assert after < before
