@@ -248,11 +248,11 @@ def jaxley_run(n: int, steps: int, repeats: int, seed: int = 0) -> dict:
 def isolated_vs_neuron(n: int, steps: int) -> dict:
     """The same neurons without synapses, ours against NEURON (Crank–Nicolson, same dt)."""
     from brian2 import amp, ms, umetre
+    from ephys_eqprop.validation.neuron_reference import neuron_hh_cells
+    from ephys_eqprop.validation.neurons import compare_traces
 
     import ephys_eqprop as eq
     from ephys_eqprop.dynamics import prepare, simulate
-    from ephys_eqprop.validation.neuron_reference import neuron_hh_cells
-    from ephys_eqprop.validation.neurons import compare_traces
 
     stim = stimulus(n, steps) * 1e-9
     t, v = neuron_hh_cells(AREA_UM2 * 1e-12, stim, DT_MS * 1e-3, method="crank_nicolson")
