@@ -90,14 +90,14 @@ def ours(n: int, steps: int, repeats: int, seed: int = 0) -> dict:
     prob = prepare(net, x, y, loss)
     out = {"simulator": "ephys_eqprop (Brian2, numpy target)", "n": n, "steps": steps}
     times = []
-    for k in range(repeats + 1):
+    for _ in range(repeats + 1):
         t0 = time.perf_counter()
         traj = simulate(net, prob, loss=loss, record=True)
         times.append(time.perf_counter() - t0)
     out["forward_first_s"], out["forward_s"] = times[0], statistics.median(times[1:])
     out["v"] = traj.v["cells"][:steps, :n].T.tolist()  # (n, steps), volt
     times = []
-    for k in range(repeats + 1):
+    for _ in range(repeats + 1):
         t0 = time.perf_counter()
         grads = eq.Adjoint().gradient(net, x, y, loss)
         times.append(time.perf_counter() - t0)
