@@ -258,3 +258,26 @@ def test_adjoint_matches_finite_differences_on_a_spiking_hh_network():
     print(f"5-neuron network, {sum(np.size(v) for v in adj.values())} parameters: cos "
           f"{cos:.10f}, rel {rel:.1e}, worst parameter kind {worst:.1e}")
     assert cos >= 0.999 and rel <= 1e-2 and worst <= 1e-2
+
+
+def test_chemical_synapses_refuse_inputs_and_self_connections_unless_asked():
+    c = eq.Circuit()
+    c.add_input("x", 1)
+    c.add_nodes("n", 3, eq.models.HHNeuron("hh"))
+    with pytest.raises(eq.CircuitError, match=r"post='x' is an input"):
+        c.connect("n", "x", eq.models.ChemicalSynapse(), g=np.ones((3, 1)) * nS)
+    with pytest.raises(eq.CircuitError, match=r"would connect nodes to themselves.*allow_self"):
+        c.connect("n", "n", eq.models.ChemicalSynapse(), g=np.ones((3, 3)) * nS)
+    with pytest.raises(eq.CircuitError, match=r"itself \(i == j\); pass allow_self=True"):
+        c.connect("n", "n", eq.models.ChemicalSynapse(), g=[1.0] * nS, i=[1], j=[1])
+    with pytest.raises(eq.CircuitError, match=r"Resistor is a two-terminal element"):
+        c.connect("n", "n", eq.models.Resistor(), g=[1.0] * nS, i=[1], j=[1], allow_self=True)
+    with pytest.raises(ValueError, match=r"kind=\.\.\.\) must be one of \['excitatory', "
+                                         r"'inhibitory'\]"):
+        eq.models.ChemicalSynapse("modulatory")
+    name = c.connect("n", "n", eq.models.ChemicalSynapse("inhibitory"), g=np.ones((3, 3)) * nS,
+                     allow_self=True)
+    assert c.connections[name].i.size == 9
+    syn = c.connections[name].element
+    assert float(syn.values["E_syn"]) == pytest.approx(-0.08)
+    assert not syn.has_energy and syn.directed
