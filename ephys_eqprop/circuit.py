@@ -247,6 +247,30 @@ class Circuit:
         voltages = {k: v for k, v in x.items() if k in volts}
         return (voltages if volts else None), {k: x[k] for k in amps}
 
+    def input_values(self, x) -> tuple:
+        """Source voltages and clamp currents of a set of samples, from data ``x``.
+
+        Returns
+        -------
+        tuple (src, currents, n_samples)
+            ``src``: numpy.ndarray, shape (n_samples, n_sources), volt (no columns if the
+            circuit has no voltage inputs); ``currents``: dict of current-input name to
+            numpy.ndarray, shape (n_samples, n), amp (constant ones included).
+        """
+        volts, currents = self.split_inputs(x)
+        n_amp = None
+        if currents:
+            n_amp = next(iter(self.current_values(currents).values())).shape[0]
+        if self.inputs:
+            src = self.source_values(volts if volts is not None else {}, n_samples=n_amp)
+        else:
+            src = np.zeros((n_amp or 1, 0))
+        n_samples = src.shape[0]
+        if n_amp is not None and n_amp != n_samples:
+            raise CircuitError(f"The voltage inputs have {n_samples} samples but the current "
+                               f"inputs {n_amp}; give every input the same samples.")
+        return src, self.current_values(currents, n_samples), n_samples
+
     def current_values(self, currents: dict, n_samples: int | None = None) -> dict:
         """Currents (amp, plain arrays, shape (n_samples, n)) of every current input.
 

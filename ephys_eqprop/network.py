@@ -417,31 +417,20 @@ class CircuitNetwork:
             Weights per batch copy: ``1/n_samples`` for real samples, 0 for fillers.
         """
         circ = self.circuit
-        volts, currents = circ.split_inputs(x)
-        n_amp = None
-        if currents:
-            n_amp = next(iter(circ.current_values(currents).values())).shape[0]
-        if circ.inputs:
-            src = circ.source_values(volts if volts is not None else {}, n_samples=n_amp)
-            n_samples = src.shape[0]
-        else:
-            src, n_samples = None, (n_amp or 1)
-        if n_amp is not None and n_amp != n_samples:
-            raise CircuitError(f"The voltage inputs have {n_samples} samples but the current "
-                               f"inputs {n_amp}; give every input the same samples.")
+        src, currents, n_samples = circ.input_values(x)
         if n_samples > self.batch:
             raise CircuitError(
                 f"x has {n_samples} samples but the network was built with "
                 f"batch={self.batch}; build with a larger batch or split the data."
             )
         pad = self.batch - n_samples
-        if src is not None:
+        if circ.inputs:
             full = np.concatenate([src, np.repeat(src[:1], pad, 0)])
             off = 0
             for name, spec in circ.inputs.items():
                 self.groups[name].variables["v"].set_value(full[:, off:off + spec.size].ravel())
                 off += spec.size
-        for name, arr in circ.current_values(currents, n_samples).items():
+        for name, arr in currents.items():
             spec = circ.currents[name]
             full = np.concatenate([arr, np.repeat(arr[:1], pad, 0)])
             self.groups[spec.target].variables[spec.variable].set_value(full.ravel())

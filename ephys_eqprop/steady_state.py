@@ -161,17 +161,9 @@ class SteadyState:
     def _inputs(self, x):
         """Source voltages (B, M) and injected clamp currents (B, N) from ``x``."""
         circ = self.circuit
-        volts, currents = circ.split_inputs(x)
-        n_amp = None
-        if currents:
-            n_amp = next(iter(circ.current_values(currents).values())).shape[0]
-        if circ.inputs:
-            xs = circ.source_values(volts if volts is not None else {}, n_samples=n_amp)
-        else:
-            xs = np.zeros((n_amp or 1, 0))
-        B = xs.shape[0]
+        xs, currents, B = circ.input_values(x)
         inj = np.zeros((B, self.N))
-        for name, arr in circ.current_values(currents, B).items():
+        for name, arr in currents.items():
             spec = circ.currents[name]
             inj[:, self.offsets[spec.target] + np.arange(spec.n)] += arr
         return xs, inj
