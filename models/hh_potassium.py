@@ -59,9 +59,7 @@ class PotassiumChannel(ShuntElement):
         if rates == "traub_miles":
             params.append(Parameter("VT_K", volt, -63 * mV))
         self.parameters = tuple(params)
-        self.states = (State("n", 1, f"phi_K*(({r['alpha_n']})*(1 - n) - ({r['beta_n']})*n)",
-                             init=f"({r['alpha_n']})/(({r['alpha_n']}) + ({r['beta_n']}))",
-                             bounds=(0, 1)),)
+        self.states = (State.gate("n", r["alpha_n"], r["beta_n"], "phi_K"),)
         super().__init__(**values)
 
     current = "g_K*n**4*(E_K - v)"

@@ -69,11 +69,8 @@ class SodiumChannel(ShuntElement):
         if rates == "traub_miles":
             params.append(Parameter("VT_Na", volt, -63 * mV))
         self.parameters = tuple(params)
-        self.states = tuple(
-            State(x, 1, f"phi_Na*(({r['alpha_' + x]})*(1 - {x}) - ({r['beta_' + x]})*{x})",
-                  init=f"({r['alpha_' + x]})/(({r['alpha_' + x]}) + ({r['beta_' + x]}))",
-                  bounds=(0, 1))
-            for x in ("m", "h"))
+        self.states = tuple(State.gate(x, r["alpha_" + x], r["beta_" + x], "phi_Na")
+                            for x in ("m", "h"))
         super().__init__(**values)
 
     current = "g_Na*m**3*h*(E_Na - v)"

@@ -560,8 +560,9 @@ def hh_lagrangian_bias(ctx):
     1)`: 2 current-clamped inputs, 3 hidden neurons with a gap junction, 1 output; chemical
     synapses) is driven by multi-sine currents whose band is centred on τω, τ = 1 ms, from
     slow to fast (τω = 0.03 to 3; 3 only in the quick run), in a sub-threshold regime
-    (0.5 ± 0.4 nA: no spikes) and a spiking one (2 ± 1.5 nA); each run lasts one period of the band centre and at least 20 ms, dt =
-    0.025 ms; the loss is the output voltage against a teacher's (another parameter draw).
+    (0.5 ± 0.4 nA: no spikes) and a spiking one (2 ± 1.5 nA); each run lasts one period
+    of the band centre and at least 20 ms, dt = 0.025 ms; the loss is the output voltage
+    against a teacher's (another parameter draw).
     At each point the exact gradient (`eq.Adjoint`) is compared with symmetric Lagrangian
     EP (β = 1e-3) on the parameters it can estimate — the gap junction and every g_Na,
     g_K, g_L (the chemical synapses are directed, with no energy term): cosine and

@@ -215,6 +215,33 @@ class State:
         """One unit of the state, as a Quantity."""
         return Quantity(1.0, dim=get_dimensions(self.unit))
 
+    @classmethod
+    def gate(cls, name: str, alpha: str, beta: str, rate_factor: str | None = None) -> State:
+        """A Hodgkin–Huxley gate with opening rate ``alpha`` and closing rate ``beta``.
+
+        ``dx/dt = k (α (1 - x) - β x)`` with ``k`` the ``rate_factor`` (a parameter
+        name or expression, e.g. a temperature factor; 1 if omitted), starting at the
+        steady state ``α/(α + β)`` at the initial voltage and bounded to ``[0, 1]``.
+
+        Parameters
+        ----------
+        name : str
+            The gate's name (``m``, ``h``, ``n``).
+        alpha, beta : str
+            Rate expressions (dimension 1/time) in the element's voltages and parameters.
+        rate_factor : str, optional
+            Dimensionless factor multiplying both rates.
+
+        Examples
+        --------
+        >>> State.gate("n", "0.1/exprel(-(v + 55*mV)/(10*mV))/ms",
+        ...            "0.125*exp(-(v + 65*mV)/(80*mV))/ms").bounds
+        (0, 1)
+        """
+        k = f"{rate_factor}*" if rate_factor else ""
+        return cls(name, 1, f"{k}(({alpha})*(1 - {name}) - ({beta})*{name})",
+                   init=f"({alpha})/(({alpha}) + ({beta}))", bounds=(0, 1))
+
 
 class Element:
     """Shared base of node elements (:class:`~ephys_eqprop.elements.ShuntElement`) and
