@@ -281,27 +281,13 @@ class Circuit:
         n_samples : int, optional
             Number of samples when ``currents`` is empty (constant currents only).
         """
-        from brian2 import amp, get_dimensions, have_same_dimensions
+        from brian2 import amp
 
-        out = {}
-        for name in self.data_currents:
-            vals, spec = currents[name], self.currents[name]
-            if not have_same_dimensions(vals, amp):
-                raise TypeError(f"x[{name!r}] must be currents (amp), e.g. 0.5*nA; got "
-                                f"dimensions {get_dimensions(vals) or 'dimensionless'}.")
-            arr = np.asarray(vals, dtype=float)
-            if arr.ndim == 1:
-                arr = arr[None, :]
-            if arr.ndim != 2 or arr.shape[1] != spec.n:
-                raise CircuitError(f"x[{name!r}] must have shape (n_samples, {spec.n}) (one "
-                                   f"current per node of {spec.target!r}); got {np.shape(vals)}.")
-            if not np.all(np.isfinite(arr)):
-                raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
-            out[name] = arr
-        counts = {a.shape[0] for a in out.values()}
-        if len(counts) > 1:
-            raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
-        n = counts.pop() if counts else (1 if n_samples is None else n_samples)
+        out = {name: _data_array(name, currents[name], self.currents[name].n, amp,
+                                 "currents (amp), e.g. 0.5*nA",
+                                 f" (one current per node of {self.currents[name].target!r})")
+               for name in self.data_currents}
+        n = _n_samples(out, n_samples)
         for name, spec in self.currents.items():
             if spec.value is not None:
                 out[name] = np.tile(spec.value, (n, 1))
@@ -323,7 +309,7 @@ class Circuit:
             Source voltages in volt, inputs in the order they were added, doubled
             inputs as ``(x, -x)``.
         """
-        from brian2 import get_dimensions, have_same_dimensions, volt
+        from brian2 import volt
 
         names = self.data_inputs
         if not self.inputs:
@@ -342,32 +328,10 @@ class Circuit:
         missing = sorted(set(names) - set(x))
         if missing:
             raise CircuitError(f"Missing values for inputs {missing}.")
-        arrays = {}
-        for name in names:
-            vals, spec = x[name], self.inputs[name]
-            if not have_same_dimensions(vals, volt):
-                raise TypeError(
-                    f"x[{name!r}] must be voltages (volt), e.g. x*volt; got dimensions "
-                    f"{get_dimensions(vals) or 'dimensionless'}."
-                )
-            arr = np.asarray(vals, dtype=float)
-            if arr.ndim == 1:
-                arr = arr[None, :]
-            if arr.ndim != 2 or arr.shape[1] != spec.n:
-                raise CircuitError(
-                    f"x[{name!r}] must have shape (n_samples, {spec.n}); got {np.shape(vals)}."
-                )
-            if arr.shape[0] == 0:
-                raise CircuitError(
-                    f"x[{name!r}] has no samples (shape {np.shape(vals)}); pass at least one row."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
-            arrays[name] = arr
-        counts = {a.shape[0] for a in arrays.values()}
-        if len(counts) > 1:
-            raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
-        n_samples = counts.pop() if counts else (1 if n_samples is None else n_samples)
+        arrays = {name: _data_array(name, x[name], self.inputs[name].n, volt,
+                                    "voltages (volt), e.g. x*volt")
+                  for name in names}
+        n_samples = _n_samples(arrays, n_samples)
         parts = []
         for name, spec in self.inputs.items():
             arr = arrays[name] if spec.value is None else np.tile(spec.value, (n_samples, 1))
@@ -788,3 +752,36 @@ def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,
     layer(prev, prev_n, "y", 2 * n_out if differential_outputs else n_out)
     c.set_output("y", differential=differential_outputs)
     return c
+
+
+def _data_array(name: str, vals, n: int, unit, what: str, per: str = "") -> np.ndarray:
+    """``x[name]`` as a plain float array of shape (n_samples, n), checked.
+
+    ``unit`` is the Brian2 unit the values must have, ``what`` says so in the error
+    (``"voltages (volt), e.g. x*volt"``), ``per`` adds what a column is.
+    """
+    from brian2 import have_same_dimensions
+
+    if not have_same_dimensions(vals, unit):
+        raise TypeError(f"x[{name!r}] must be {what}; got dimensions "
+                        f"{get_dimensions(vals) or 'dimensionless'}.")
+    arr = np.asarray(vals, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise CircuitError(f"x[{name!r}] must have shape (n_samples, {n}){per}; got "
+                           f"{np.shape(vals)}.")
+    if arr.shape[0] == 0:
+        raise CircuitError(f"x[{name!r}] has no samples (shape {np.shape(vals)}); pass at least "
+                           "one row.")
+    if not np.all(np.isfinite(arr)):
+        raise CircuitError(f"x[{name!r}] contains NaN or infinite values.")
+    return arr
+
+
+def _n_samples(arrays: dict, default: int | None) -> int:
+    """The common number of samples (rows) of ``arrays``; ``default`` (or 1) if none."""
+    counts = {a.shape[0] for a in arrays.values()}
+    if len(counts) > 1:
+        raise CircuitError(f"All inputs must have the same number of samples; got {counts}.")
+    return counts.pop() if counts else (1 if default is None else default)
