@@ -140,7 +140,8 @@ def test_current_source_shifts_the_node():
 
 
 def test_models_all_is_the_catalogue():
-    assert sorted(models.__all__) == ["CapacitorNode", "CubicConductance", "CurrentSource",
+    assert sorted(models.__all__) == ["CapacitorNode", "ChemicalSynapse", "CubicConductance",
+                                      "CurrentSource",
                                       "Diode", "DiodeNeuron", "DirectedSynapse",
                                       "HHNeuron", "HH_PARAMETER_SETS", "Inductor",
                                       "InductorToGround", "LeakChannel", "NagumoNeuron",
