@@ -295,7 +295,8 @@ def dendrite_circuit(n_compartments: int, *, seed: int, n_inputs: int = 2,
 def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
                params_seed: int | None = None, spread: float = 0.2,
                gap_pairs: int | None = None, inhibitory: float = 0.3,
-               area=None, learn_inputs: bool = True) -> Circuit:
+               area=None, learn_inputs: bool = True,
+               celsius: float | None = None) -> Circuit:
     """A small network of Hodgkin–Huxley neurons: inputs → hidden → output.
 
     * ``"in"``: ``n_in`` neurons, each driven by its own current clamp (input ``"I"``,
@@ -331,6 +332,10 @@ def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
         Membrane area of every neuron (default 20,000 µm²).
     learn_inputs : bool
         Whether the input neurons' channel conductances are learnable too.
+    celsius : float, optional
+        Temperature of every neuron's gate rates (default 6.3 °C; see
+        :func:`~ephys_eqprop.models.HHNeuron`). A very low one (-60 °C: rates × 7e-4)
+        all but freezes the gates.
 
     Returns
     -------
@@ -353,7 +358,7 @@ def hh_network(n_in: int = 3, n_hidden: int = 6, n_out: int = 1, *, seed: int,
     c = Circuit()
 
     def neurons(name, n, learn=("g_Na", "g_K", "g_L")):
-        model = models.HHNeuron("hh", area=area, learn=learn)
+        model = models.HHNeuron("hh", area=area, learn=learn, celsius=celsius)
         base = {var.name: float(np.asarray(model.value(var)))
                 for var in model.learnable_variables()}
         values = {k: v * par.uniform(1 - spread, 1 + spread, n) * siemens
