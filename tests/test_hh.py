@@ -281,3 +281,12 @@ def test_chemical_synapses_refuse_inputs_and_self_connections_unless_asked():
     syn = c.connections[name].element
     assert float(syn.values["E_syn"]) == pytest.approx(-0.08)
     assert not syn.has_energy and syn.directed
+
+
+def test_hh_network_passes_its_temperature_to_every_neuron():
+    """celsius=-60 scales every gate rate by q10^((-60 - 6.3)/10) = 3^-6.63 ≈ 7e-4."""
+    c = eq.datasets.hh_network(2, 2, 1, seed=2, celsius=-60.0)
+    for group in ("in", "hid", "out"):
+        shunts = {type(s).__name__: s for s in c.nodes[group].model.shunts}
+        assert float(shunts["SodiumChannel"].values["phi_Na"]) == pytest.approx(3 ** -6.63)
+        assert float(shunts["PotassiumChannel"].values["phi_K"]) == pytest.approx(3 ** -6.63)
