@@ -1,7 +1,18 @@
 """ephys_eqprop: neural networks as electrical circuits in Brian2, trained with local
 gradient estimators of the equilibrium-propagation family."""
 
-from . import datasets, dynamics, elements, estimators, learning, losses, models, monitors, netlist
+from . import (
+    datasets,
+    dynamics,
+    elements,
+    estimators,
+    learning,
+    losses,
+    models,
+    monitors,
+    netlist,
+    targets,
+)
 from .circuit import Circuit, ParameterSpec, layered
 from .dynamics import TimeSeries
 from .errors import CircuitError, StaticPhaseWarning
@@ -65,4 +76,5 @@ __all__ = [
     "models",
     "monitors",
     "netlist",
+    "targets",
 ]

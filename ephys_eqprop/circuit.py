@@ -637,7 +637,7 @@ class Circuit:
                 )
 
     # ------------------------------------------------------------------ build
-    def build(self, *, batch: int = 1, target: str = "numpy", dt: Quantity = 0.01 * ms,
+    def build(self, *, batch: int = 1, target: str | None = None, dt: Quantity = 0.01 * ms,
               method: str = "euler", scheme: str = "euler"):
         """Build the circuit as Brian2 objects.
 
@@ -646,8 +646,10 @@ class Circuit:
         batch : int
             Number of copies of the circuit simulated side by side in one run
             (one per sample of a mini-batch); the copies share their parameters.
-        target : {"numpy", "cython"}
-            Brian2 code-generation target for runtime mode.
+        target : {"numpy", "cython"}, optional
+            Brian2 code-generation target (runtime device). Default: as Brian2's
+            preferences say (``prefs.codegen.target``; ``"auto"`` means numpy, see
+            :mod:`ephys_eqprop.targets`).
         dt : Quantity, second
             Simulation time step.
         method : str
@@ -665,12 +667,10 @@ class Circuit:
         CircuitNetwork
         """
         from .network import CircuitNetwork
+        from .targets import resolve_target
 
         batch = self._check_count(batch, "batch")
-        if target not in ("numpy", "cython"):
-            raise CircuitError(
-                f"target must be 'numpy' or 'cython' (runtime code generation); got {target!r}."
-            )
+        target = resolve_target(target)
         if scheme not in ("euler", "symplectic"):
             raise CircuitError(f"scheme must be 'euler' or 'symplectic'; got {scheme!r}.")
         dt = check_quantity("dt", dt, second, allow_array=False)

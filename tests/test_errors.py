@@ -384,7 +384,7 @@ def test_batch_must_be_positive_integer(batch):
 
 def test_unknown_target():
     with pytest.raises(eq.CircuitError, match=r"target must be 'numpy' or 'cython'"):
-        small().build(target="cpp_standalone", dt=0.01 * ms)
+        small().build(target="weave", dt=0.01 * ms)
 
 
 @pytest.mark.parametrize("name", ["1h", "h 1", "h-1", "", "_h"])
