@@ -46,6 +46,7 @@ from brian2 import (
 from .dynamics import operation
 from .errors import CircuitError
 from .expressions import FUNCTIONS, differentiate, is_zero, numpy_function, rename, unit_string
+from .standalone import run_network
 
 __all__ = ["AdjointCircuit"]
 
@@ -306,7 +307,10 @@ class AdjointCircuit:
         self.network.add(*drives, *recorders.values())
         try:
             with net._target():
-                self.network.run(N * dt * second, namespace=namespace)
+                run_network(self.network, N * dt * second, namespace,
+                            standalone=net.standalone, what="The adjoint run",
+                            threads=net.threads,
+                            warned=net._fallbacks)
         finally:
             self.network.remove(*drives, *recorders.values())
         if recorders:

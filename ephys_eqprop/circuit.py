@@ -638,7 +638,7 @@ class Circuit:
 
     # ------------------------------------------------------------------ build
     def build(self, *, batch: int = 1, target: str | None = None, dt: Quantity = 0.01 * ms,
-              method: str = "euler", scheme: str = "euler"):
+              method: str = "euler", scheme: str = "euler", threads: int = 0):
         """Build the circuit as Brian2 objects.
 
         Parameters
@@ -646,10 +646,14 @@ class Circuit:
         batch : int
             Number of copies of the circuit simulated side by side in one run
             (one per sample of a mini-batch); the copies share their parameters.
-        target : {"numpy", "cython"}, optional
-            Brian2 code-generation target (runtime device). Default: as Brian2's
-            preferences say (``prefs.codegen.target``; ``"auto"`` means numpy, see
-            :mod:`ephys_eqprop.targets`).
+        target : {"numpy", "cython", "cpp_standalone"}, optional
+            Brian2 code-generation target. Default: as Brian2's preferences say
+            (``prefs.codegen.target``; ``"auto"`` means numpy, see
+            :mod:`ephys_eqprop.targets`). ``"cpp_standalone"``: the objects stay on the
+            runtime device (readable and writable between runs as ever), and each
+            time-varying run executes as a C++ program generated from them by Brian2's
+            standalone device, compiled once per run structure and cached on disk
+            (:mod:`ephys_eqprop.standalone`).
         dt : Quantity, second
             Simulation time step.
         method : str
@@ -661,6 +665,8 @@ class Circuit:
             exactly this scheme). ``"symplectic"``: branch states step with the node
             voltages already updated (symplectic Euler: a lossless LC circuit keeps
             its energy bounded instead of gaining ``(ω dt)²`` per step).
+        threads : int
+            OpenMP threads of the generated programs (``"cpp_standalone"``; 0: none).
 
         Returns
         -------
@@ -679,8 +685,9 @@ class Circuit:
         if not self.nodes:
             raise CircuitError("The circuit has no node groups; add some with add_nodes.")
         self.check_ground()
+        threads = self._check_count(threads, "threads") if threads != 0 else 0
         return CircuitNetwork(self, batch=batch, target=target, dt=dt, method=method,
-                              scheme=scheme)
+                              scheme=scheme, threads=threads)
 
 
 def layered(n_in: int, hidden, n_out: int, *, neuron: NodeModel | None = None,

@@ -24,6 +24,7 @@ from .elements.base import check_sign
 from .errors import CircuitError, StaticPhaseWarning
 from .expressions import numpy_function, unit_string
 from .interrupts import brian2_run, stop_requested
+from .standalone import run_network
 
 __all__ = ["CircuitNetwork"]
 
@@ -79,11 +80,18 @@ class CircuitNetwork:
     """
 
     def __init__(self, circuit, *, batch: int, target: str, dt: Quantity,
-                 method: str = "euler", scheme: str = "euler"):
+                 method: str = "euler", scheme: str = "euler", threads: int = 0):
         self.circuit = circuit
         self.scheme = scheme
         self.batch = batch
         self.target = target
+        #: runs execute as generated C++ (``target="cpp_standalone"``; see
+        #: :mod:`ephys_eqprop.standalone`); the objects themselves live on the runtime
+        #: device, with numpy code for what runs there
+        self.standalone = target == "cpp_standalone"
+        self.runtime_target = "numpy" if self.standalone else target
+        self.threads = threads
+        self._fallbacks: set = set()
         self.dt = dt
         self.method = method
         self.params = circuit.parameters()
@@ -442,7 +450,7 @@ class CircuitNetwork:
     @contextlib.contextmanager
     def _target(self):
         old = prefs.codegen.target
-        prefs.codegen.target = self.target
+        prefs.codegen.target = self.runtime_target
         try:
             yield
         finally:
@@ -498,7 +506,10 @@ class CircuitNetwork:
         gc.freeze()
         try:
             with self._target(), brian2_run():
-                self.network.run(duration, namespace=dict(namespace or {}))
+                run_network(self.network, duration, dict(namespace or {}),
+                            standalone=self.standalone, what="A run of this network",
+                            threads=self.threads,
+                            warned=self._fallbacks)
         finally:
             gc.unfreeze()
         stopped = stop_requested()

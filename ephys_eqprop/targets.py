@@ -20,12 +20,17 @@ stops with a :class:`~ephys_eqprop.CircuitError` that says so and what to do ins
 
 from __future__ import annotations
 
+import os
+
 from .errors import CircuitError
 
-__all__ = ["RUNTIME_TARGETS", "resolve_target", "cython_available"]
+__all__ = ["RUNTIME_TARGETS", "TARGETS", "cpp_standalone_available", "cython_available",
+           "resolve_target"]
 
 #: The Brian2 runtime code-generation targets a network can run on.
 RUNTIME_TARGETS = ("numpy", "cython")
+#: Every target a network can be built for.
+TARGETS = (*RUNTIME_TARGETS, "cpp_standalone")
 
 
 def cython_available() -> bool:
@@ -36,6 +41,14 @@ def cython_available() -> bool:
         return bool(CythonCodeObject.is_available())
     except Exception:  # noqa: BLE001 - any failure to compile means "not available"
         return False
+
+
+def cpp_standalone_available() -> bool:
+    """Whether generated C++ programs can be compiled here (a C++ compiler and make)."""
+    import shutil
+
+    compiler = os.environ.get("CXX") or "g++"
+    return shutil.which("make") is not None and shutil.which(compiler) is not None
 
 
 def resolve_target(target: str | None = None) -> str:
@@ -67,12 +80,16 @@ def resolve_target(target: str | None = None) -> str:
             f"{type(device).__name__} (set_device({_device_name(device)!r})). The estimators "
             "read and write state variables between runs, which a standalone device cannot "
             "do before its single run. Call brian2.set_device('runtime') (or remove the "
-            "set_device call) and choose the code with prefs.codegen.target = 'cython' or "
-            "build(target='cython').")
+            "set_device call) and choose the code with prefs.codegen.target = 'cython', "
+            "build(target='cython') or build(target='cpp_standalone'): the last generates "
+            "C++ programs from the same objects and runs them through run_args.")
     if target == "cpp_standalone":
-        raise CircuitError(
-            "target='cpp_standalone' is not available: the networks run on Brian2's runtime "
-            "targets, 'numpy' or 'cython' (compiled C through Cython).")
+        if not cpp_standalone_available():
+            raise CircuitError(
+                "target 'cpp_standalone' needs a C++ compiler and make, and Brian2 found "
+                "none here; install them (e.g. apt-get install g++ make), or use "
+                "target='numpy' or 'cython'.")
+        return target
     if target is None:
         pref = prefs.codegen.target
         if not isinstance(pref, str):
@@ -82,7 +99,7 @@ def resolve_target(target: str | None = None) -> str:
                 "prefs.codegen.target to one of them or to 'auto', or pass build(target=...).")
         target = "numpy" if pref == "auto" else pref
     if target not in RUNTIME_TARGETS:
-        raise CircuitError(f"target must be 'numpy' or 'cython' (runtime code generation); got "
+        raise CircuitError("target must be 'numpy', 'cython' or 'cpp_standalone'; got "
                            f"{target!r}.")
     if target == "cython" and not cython_available():
         raise CircuitError(

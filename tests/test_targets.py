@@ -53,10 +53,25 @@ def test_standalone_device_is_refused_in_the_packages_words():
         brian2.device.reinit()
 
 
-def test_cpp_standalone_target_is_refused_with_the_alternatives():
-    with pytest.raises(eq.CircuitError, match=r"'cpp_standalone' is not available.*'numpy' or "
-                                              r"'cython'"):
+def test_cpp_standalone_without_a_compiler_says_what_to_install(monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(eq.CircuitError, match=r"'cpp_standalone' needs a C\+\+ compiler and make"
+                                              r".*apt-get install g\+\+ make.*'numpy'"):
         small().build(target="cpp_standalone")
+
+
+def test_cpp_standalone_network_keeps_runtime_objects():
+    """Its objects are plain runtime Brian2 objects: readable before any run."""
+    if not eq.targets.cpp_standalone_available():
+        pytest.skip("target 'cpp_standalone' needs g++ and make")
+    net = small().build(target="cpp_standalone")
+    assert net.target == "cpp_standalone" and net.standalone
+    assert np.asarray(net.groups["h"].v).shape == (2,)
+    from brian2.devices.device import RuntimeDevice
+
+    assert isinstance(brian2.get_device(), RuntimeDevice)
 
 
 def test_a_code_object_class_as_preference_is_refused_clearly():

@@ -1,0 +1,385 @@
+"""Runs of a network's Brian2 objects as generated C++ (Brian2's standalone device).
+
+A network built with ``target="cpp_standalone"`` keeps its Brian2 objects on the runtime
+device, where they are plain objects a user can read, write and monitor between runs,
+as on every other target. What changes is how a run is executed: instead of stepping
+the objects from Python, :func:`run_objects` generates a C++ program for the same
+objects (same equations, same schedule, same code strings), compiles it once, and for
+every later run with the same structure only executes it, handing it the current value
+of every variable and every ``TimedArray`` through Brian2's ``run_args``
+(``device.run(run_args=...)``) and copying the final values and every monitor's
+recording back into the runtime objects.
+
+The *structure* of a run is everything that is compiled into the program: the objects'
+equations, code, sizes, schedule, clocks, the shapes of the ``TimedArray`` objects, the
+namespace's constants and the duration. It is hashed; the project lives in
+``<cache>/<hash>`` (``cache_directory()``), so a second run, a second network of the same
+circuit, or a second process does not compile again (Brian2 rewrites only source
+files whose text changed, and ``make`` then has nothing to do). Values (parameters,
+inputs, targets, β, initial states) are not part of the structure: changing them never
+recompiles.
+
+The namespace entry ``t_start`` (:data:`RUN_START`) is the time at which a run starts,
+which ``TimedArray`` lookups subtract (``ta(t - t_start, i)``); a generated program's
+clock starts at zero on every execution, so the program sees ``t_start = 0 s``.
+
+What cannot be generated runs on the runtime target instead, with a
+:class:`StandaloneFallbackWarning` once per reason: Python network operations (the
+settle check of the static phases is one) and objects of kinds this module does not
+know how to recreate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+
+import numpy as np
+from brian2 import (
+    NeuronGroup,
+    Quantity,
+    StateMonitor,
+    Synapses,
+    TimedArray,
+    second,
+)
+from brian2.core.functions import Function
+from brian2.groups.group import CodeRunner
+
+__all__ = [
+    "RUN_START",
+    "StandaloneFallbackWarning",
+    "build_count",
+    "cache_directory",
+    "run_network",
+    "run_objects",
+]
+
+#: Name of the run's start time in a run namespace (zero in a generated program).
+RUN_START = "t_start"
+
+_PROGRAMS: dict[str, _Program] = {}
+_BUILDS = {"count": 0}
+
+
+class StandaloneFallbackWarning(RuntimeWarning):
+    """A run of a ``cpp_standalone`` network went to the runtime target instead."""
+
+
+def cache_directory() -> str:
+    """Where compiled programs are kept (``$EPHYS_EQPROP_CACHE`` or ``~/.cache``)."""
+    root = os.environ.get("EPHYS_EQPROP_CACHE")
+    if not root:
+        root = os.path.join(os.path.expanduser("~"), ".cache", "ephys_eqprop")
+    return os.path.join(root, "cpp_standalone")
+
+
+def build_count() -> int:
+    """How many programs this process has generated and compiled (for tests)."""
+    return _BUILDS["count"]
+
+
+# ---------------------------------------------------------------------- structure
+_SUFFIX = re.compile(r"_\d+$")
+
+
+def _base(name: str) -> str:
+    """An object's name without the ``_<n>`` Brian2 appends to make names unique."""
+    return _SUFFIX.sub("", name)
+
+
+def _kind(obj) -> str | None:
+    if isinstance(obj, Synapses):
+        return "synapses"
+    if isinstance(obj, NeuronGroup):
+        return "group"
+    if isinstance(obj, StateMonitor):
+        return "monitor"
+    if type(obj) is CodeRunner:
+        return "runner"
+    return None
+
+
+def _schedule_key(obj):
+    return (obj.when, obj.order)
+
+
+def _eq_string(obj) -> str:
+    """The equations of a group or synapses, summed variables included, as text."""
+    lines = []
+    for eq in obj.equations.ordered:
+        flags = f" ({', '.join(sorted(eq.flags))})" if eq.flags else ""
+        unit = _unit_text(eq)
+        if eq.type == "differential equation":
+            lines.append(f"d{eq.varname}/dt = {eq.expr} : {unit}{flags}")
+        elif eq.type == "subexpression":
+            lines.append(f"{eq.varname} = {eq.expr} : {unit}{flags}")
+        else:
+            lines.append(f"{eq.varname} : {unit}{flags}")
+    for name, upd in getattr(obj, "summed_updaters", {}).items():
+        lines.append(f"{name} = {upd.expression} : {_dim_text(upd.target_var.dim)} (summed)")
+    return "\n".join(lines)
+
+
+def _dim_text(dim) -> str:
+    from .expressions import unit_string
+
+    return unit_string(dim)
+
+
+def _unit_text(eq) -> str:
+    if eq.var_type == "integer":
+        return "integer"
+    if eq.var_type == "boolean":
+        return "boolean"
+    return _dim_text(eq.dim)
+
+
+def _method(obj):
+    """The integration method a group or synapses was created with."""
+    updater = getattr(obj, "state_updater", None)
+    return "euler" if updater is None else updater.method_choice
+
+
+def _code(runner) -> str:
+    code = runner.abstract_code
+    return code if isinstance(code, str) else code.get(None, "")
+
+
+def _describe(obj, index: dict) -> tuple:
+    """What of ``obj`` is compiled into a program (``index`` names other objects)."""
+    kind = _kind(obj)
+    dt = float(obj.clock.dt)
+    if kind == "group":
+        sub = [(c.name[len(obj.name):], c.when, c.order) for c in obj.contained_objects]
+        return (kind, len(obj), _eq_string(obj), _method(obj), dt, obj.when, obj.order,
+                tuple(sub))
+    if kind == "synapses":
+        sub = [(c.name[len(obj.name):], c.when, c.order) for c in obj.contained_objects]
+        return (kind, index[obj.source.name], index[obj.target.name], len(obj),
+                _eq_string(obj), _method(obj), dt, tuple(sub))
+    if kind == "monitor":
+        return (kind, index[obj.source.name], tuple(obj.record_variables),
+                tuple(np.asarray(obj.record).tolist()), dt, obj.when, obj.order)
+    return (kind, index[obj.group.name], _code(obj), dt, obj.when,
+            obj.order)
+
+
+def _namespace_key(namespace: dict) -> tuple:
+    items = []
+    for key in sorted(namespace):
+        val = namespace[key]
+        if key == RUN_START:
+            items.append((key, "run start"))
+        elif isinstance(val, TimedArray):
+            items.append((key, "TimedArray", val.values.shape, str(val.values.dtype),
+                          repr(val.dim), float(val.dt)))
+        elif isinstance(val, Function):
+            items.append((key, "Function", repr(sorted(val.implementations.keys()))))
+        else:
+            items.append((key, repr(val)))
+    return tuple(items)
+
+
+def _ordered(objects) -> list:
+    """The objects in a deterministic order: by kind, schedule and name without suffix.
+
+    Objects of equal rank keep their order in ``objects``. The rank decides the
+    clones' names (``e000_<base>``), which keep Brian2's schedule (by ``when``,
+    ``order``, then name) for every pair of objects whose ``when`` and ``order`` differ;
+    objects in the same slot touch different variables, so their order does not matter.
+    """
+    rank = {"group": 0, "synapses": 1, "runner": 2, "monitor": 3}
+    bases = {o.name: _base(o.name) for o in objects}
+    return sorted(objects, key=lambda o: (rank[_kind(o)], o.when, o.order, bases[o.name],
+                                          repr(_describe(o, bases))))
+
+
+# ---------------------------------------------------------------------- running
+def unsupported(objects) -> list:
+    """Objects among ``objects`` that a generated program cannot recreate."""
+    return [o for o in objects if o.active and _kind(o) is None]
+
+
+def run_objects(objects, duration, namespace: dict, *, threads: int = 0) -> bool:
+    """Run ``objects`` (runtime Brian2 objects) for ``duration`` as a generated program.
+
+    Parameters
+    ----------
+    objects : list
+        The active objects of a runtime ``Network``: ``NeuronGroup``, ``Synapses``,
+        ``StateMonitor``, ``CodeRunner``.
+    duration : Quantity
+    namespace : dict
+        The run namespace (``TimedArray`` objects, functions, constants).
+    threads : int
+        OpenMP threads of the program (0: none).
+
+    Returns
+    -------
+    bool
+        ``False`` (nothing run) if some object cannot be generated; the caller then
+        runs on the runtime target (as :func:`run_network` does).
+    """
+    objects = [o for o in objects if o.active]
+    if unsupported(objects):
+        return False
+    ordered = _ordered(objects)
+    index = {o.name: f"e{k:03d}" for k, o in enumerate(ordered)}
+    steps = int(round(float(duration) / float(ordered[0].clock.dt)))
+    structure = (tuple(_describe(o, index) for o in ordered), _namespace_key(namespace),
+                 steps, threads)
+    key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
+    program = _PROGRAMS.get(key)
+    if program is None:
+        program = _PROGRAMS[key] = _Program(key, ordered, index, namespace, duration,
+                                            threads)
+    program.execute(ordered, namespace)
+    return True
+
+
+def run_network(network, duration, namespace: dict, *, standalone: bool, what: str,
+                threads: int = 0, warned: set | None = None) -> None:
+    """Run a runtime ``Network``: as a generated program if ``standalone`` and possible.
+
+    ``warned`` collects the reasons already reported for a fallback (one warning per
+    reason and network).
+    """
+    if standalone:
+        if run_objects(network.objects, duration, namespace, threads=threads):
+            return
+        kinds = ", ".join(sorted({type(o).__name__ for o in unsupported(network.objects)}))
+        if warned is None or kinds not in warned:
+            if warned is not None:
+                warned.add(kinds)
+            warnings.warn(
+                f"{what} runs on the runtime target, not as generated C++: it contains "
+                f"{kinds} objects (Python code, which a standalone program cannot run).",
+                StandaloneFallbackWarning, stacklevel=4)
+    network.run(duration, namespace=namespace)
+
+
+def _transferable(obj) -> list[str]:
+    """Names of the variables of ``obj`` whose values a run reads or changes."""
+    if _kind(obj) not in ("group", "synapses"):
+        return []
+    eqs = obj.equations
+    return sorted(set(eqs.diff_eq_names) | set(eqs.parameter_names))
+
+
+class _Program:
+    """One generated, compiled standalone project (one run structure)."""
+
+    def __init__(self, key, ordered, index, namespace, duration, threads):
+        from brian2 import Network, prefs
+        from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+        from brian2.devices.device import reset_device, set_device
+
+        self.directory = os.path.join(cache_directory(), key)
+        self.device = CPPStandaloneDevice()
+        old_threads = prefs.devices.cpp_standalone.openmp_threads
+        prefs.devices.cpp_standalone.openmp_threads = threads
+        set_device(self.device, build_on_run=False)
+        try:
+            self.clones = self._clone(ordered, index)
+            self.timed = {}
+            ns = {}
+            for name, val in namespace.items():
+                if name == RUN_START:
+                    ns[name] = 0 * second
+                elif isinstance(val, TimedArray):
+                    clone = TimedArray(Quantity(val.values, dim=val.dim), dt=val.dt * second,
+                                       name=f"ta_{len(self.timed):03d}")
+                    self.timed[name] = clone
+                    ns[name] = clone
+                else:
+                    ns[name] = val
+            self.device.apply_run_args()
+            net = Network(*self.clones)
+            net.run(duration, namespace=ns)
+            os.makedirs(self.directory, exist_ok=True)
+            self.device.build(directory=self.directory, compile=True, run=False,
+                              with_output=False)
+        finally:
+            reset_device()
+            prefs.devices.cpp_standalone.openmp_threads = old_threads
+        _BUILDS["count"] += 1
+
+    @staticmethod
+    def _clone(ordered, index) -> list:
+        from brian2 import Clock
+
+        clones: dict[str, object] = {}
+        out = []
+        # one clock per time step, named by its rank: the generated code then lists its
+        # clocks in the same order in every process (a clock per object would be
+        # initialised in the order of a set, and the same program would recompile)
+        steps = sorted({float(o.clock.dt) for o in ordered})
+        clocks = {dt: Clock(dt=dt * second, name=f"clock{k}") for k, dt in enumerate(steps)}
+        for obj in ordered:
+            kind = _kind(obj)
+            name = f"{index[obj.name]}_{_base(obj.name)}"
+            clock = clocks[float(obj.clock.dt)]
+            if kind == "group":
+                new = NeuronGroup(len(obj), _eq_string(obj), method=_method(obj),
+                                  namespace=dict(obj.namespace), clock=clock, name=name)
+            elif kind == "synapses":
+                new = Synapses(clones[obj.source.name], clones[obj.target.name],
+                               _eq_string(obj), method=_method(obj),
+                               namespace=dict(obj.namespace), clock=clock, name=name)
+                new.connect(i=np.asarray(obj.i[:]), j=np.asarray(obj.j[:]))
+            elif kind == "monitor":
+                new = StateMonitor(clones[obj.source.name], list(obj.record_variables),
+                                   record=np.asarray(obj.record), clock=clock, when=obj.when,
+                                   order=obj.order, name=name)
+            else:
+                new = CodeRunner(clones[obj.group.name], "stateupdate",
+                                 code=_code(obj), clock=clock,
+                                 when=obj.when, order=obj.order, name=name)
+            if kind in ("group", "synapses"):
+                new.when, new.order = obj.when, obj.order
+                mine = {c.name[len(new.name):]: c for c in new.contained_objects}
+                for c in obj.contained_objects:
+                    twin = mine[c.name[len(obj.name):]]
+                    twin.when, twin.order = c.when, c.order
+            clones[obj.name] = new
+            out.append(new)
+        return out
+
+    def execute(self, ordered, namespace) -> None:
+        from .interrupts import stop_requested
+
+        run_args = {}
+        for obj, clone in zip(ordered, self.clones, strict=True):
+            for name in _transferable(obj):
+                var = obj.variables[name]
+                value = np.ascontiguousarray(var.get_value())
+                run_args[getattr(clone, name)] = Quantity(value, dim=var.dim)
+        for name, clone in self.timed.items():
+            val = namespace[name]
+            run_args[clone] = Quantity(np.ascontiguousarray(val.values), dim=val.dim)
+        try:
+            self.device.run(directory=self.directory, with_output=False, run_args=run_args)
+        except RuntimeError:
+            if stop_requested():
+                raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)") from None
+            raise
+        finally:
+            static = os.path.join(self.directory, "static_arrays")
+            for fname in self.device.run_args_arrays:
+                for path in (os.path.join(static, fname), os.path.join(static, fname + ".lock")):
+                    if os.path.exists(path):
+                        os.remove(path)
+        for obj, clone in zip(ordered, self.clones, strict=True):
+            for name in _transferable(obj):
+                obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
+            if _kind(obj) == "monitor":
+                t = np.asarray(clone.variables["t"].get_value())
+                n = t.size
+                obj.resize(n)
+                obj.variables["N"].set_value(n)
+                obj.variables["t"].get_value()[:] = t
+                for var in obj.record_variables:
+                    obj.variables[var].get_value()[:] = clone.variables[var].get_value()

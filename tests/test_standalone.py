@@ -1,0 +1,174 @@
+"""Runs as generated C++ (``target="cpp_standalone"``) against the numpy target.
+
+The numpy target is the reference: the same Brian2 objects, stepped from Python with
+numpy code. A generated program evaluates the same expressions in C++ compiled with
+``-O3 -ffast-math`` (Brian2's defaults), which may reorder floating-point operations,
+so the comparison is to 1e-9 relative (the acceptance bar), not bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from brian2 import ms
+
+import ephys_eqprop as eq
+
+pytestmark = pytest.mark.standalone
+
+TOL = 1e-9
+
+
+@pytest.fixture(autouse=True)
+def need_compiler():
+    if not eq.targets.cpp_standalone_available():
+        pytest.skip("target 'cpp_standalone' needs g++ and make; neither was found")
+
+
+@pytest.fixture(scope="module")
+def dendrite():
+    """A 4-compartment dendrite with 2-sample multi-sine inputs and targets (100 steps)."""
+    c = eq.datasets.dendrite_circuit(4, seed=0)
+    x = eq.datasets.multisine(2, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=1)
+    y = eq.datasets.multisine(2, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=2,
+                              n_channels=1)
+    return c, x, y
+
+
+def rel(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float(np.max(abs(np.asarray(a[k]) - np.asarray(b[k]))) /
+                     np.max(abs(np.asarray(a[k])))) for k in a)
+
+
+def test_ci_compiles_standalone():
+    # .ci/run sets CI=true; there the standalone tests must run, not skip.
+    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        pytest.skip("not running under CI (CI is not set)")
+    assert eq.targets.cpp_standalone_available(), "CI needs g++ and make"
+
+
+@pytest.mark.parametrize("estimator", [eq.Adjoint(), eq.LagrangianEP(beta=1e-2)],
+                         ids=["Adjoint", "LagrangianEP"])
+def test_time_varying_gradients_agree_with_numpy(dendrite, estimator):
+    c, x, y = dendrite
+    loss = eq.losses.MSE()
+    ref = estimator.gradient(c.build(batch=2, dt=0.05 * ms, target="numpy"), x, y, loss)
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    got = estimator.gradient(net, x, y, loss)
+    err = rel(ref, got)
+    print(f"{estimator!r}: numpy vs cpp_standalone {err:.1e}")
+    assert err < TOL
+    # the state the run leaves behind is copied back into the runtime objects
+    ref_net = c.build(batch=2, dt=0.05 * ms, target="numpy")
+    estimator.gradient(ref_net, x, y, loss)
+    for name in ("h", "y"):
+        a, b = np.asarray(ref_net.voltages(name)), np.asarray(net.voltages(name))
+        assert np.max(abs(a - b)) <= TOL * np.max(abs(a))
+
+
+def test_trajectories_agree_with_numpy(dendrite):
+    from ephys_eqprop.dynamics import prepare, simulate
+
+    c, x, _ = dendrite
+    out = {}
+    for target in ("numpy", "cpp_standalone"):
+        net = c.build(batch=2, dt=0.05 * ms, target=target)
+        traj = simulate(net, prepare(net, x), record=True)
+        out[target] = traj.v
+    for name, v in out["numpy"].items():
+        err = np.max(abs(v - out["cpp_standalone"][name])) / max(np.max(abs(v)), 1e-300)
+        assert err < TOL, name
+
+
+def test_hh_network_gradient_agrees_with_numpy():
+    """Node states (gates), exprel rates, chemical synapses with their own states."""
+    task = eq.datasets.hh_task(n_in=2, n_hidden=3, n_train=2, n_val=1, n_test=1,
+                               duration=10 * ms)
+    loss = eq.losses.MSE()
+    grads = {}
+    for target in ("numpy", "cpp_standalone"):
+        net = task.student.build(batch=2, dt=task.dt, target=target)
+        grads[target] = eq.Adjoint().gradient(net, task.x_train, task.y_train, loss)
+    err = rel(grads["numpy"], grads["cpp_standalone"])
+    print(f"HH Adjoint numpy vs cpp_standalone {err:.1e}")
+    assert err < TOL
+
+
+def test_training_never_recompiles_and_ends_where_numpy_ends(dendrite):
+    """Epochs change parameters, inputs, targets and batches, never the compiled programs:
+    every program is built in the first epoch (forward, adjoint, validation), none after.
+    Three epochs on the two targets end with the same conductances."""
+    from brian2 import uS, volt
+
+    from ephys_eqprop.dynamics import prepare, simulate
+
+    c, _, _ = dendrite
+    x = eq.datasets.multisine(6, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=3)
+    teacher = eq.datasets.dendrite_circuit(4, seed=1).build(batch=6, dt=0.05 * ms)
+    v = simulate(teacher, prepare(teacher, x)).v_out
+    y = eq.TimeSeries(np.transpose(v, (1, 0, 2)) * volt, dt=0.05 * ms)
+    params, builds = {}, []
+    for target in ("numpy", "cpp_standalone"):
+        net = c.build(batch=2, dt=0.05 * ms, target=target)
+        tr = eq.Trainer(net, eq.Adjoint(), eq.losses.MSE(), eq.Adam(lr=0.05 * uS),
+                        progress=False)
+        for epoch in (1, 2, 3):
+            tr.fit(x[:4], y[:4], epochs=epoch, batch_size=2, validation=(x[4:], y[4:]))
+            builds.append(eq.standalone.build_count())
+        params[target] = net.get_params()
+    print("programs built after each standalone epoch:", builds[3:])
+    assert builds[4] == builds[5] == builds[3]
+    assert rel(params["numpy"], params["cpp_standalone"]) < TOL
+
+
+def test_a_second_process_reuses_the_compiled_programs():
+    """The cache is on disk, keyed by the run's structure: a new process with the same
+    circuit generates the same sources, and make has nothing to recompile or relink."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from brian2 import ms
+        import ephys_eqprop as eq
+        c = eq.datasets.dendrite_circuit(4, seed=0)
+        x = eq.datasets.multisine(2, tau_omega=1, dt=0.05*ms, duration=5*ms, seed=1)
+        y = eq.datasets.multisine(2, tau_omega=1, dt=0.05*ms, duration=5*ms, seed=2,
+                                  n_channels=1)
+        net = c.build(batch=2, dt=0.05*ms, target="cpp_standalone")
+        g = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+        print(" ".join(p.directory for p in eq.standalone._PROGRAMS.values()))
+        print(repr(float(np.asarray(g["x->h"]).sum())))
+    """)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True)
+        dirs, grad = out.stdout.strip().splitlines()[-2:]
+        return dirs.split(), grad
+
+    dirs, first = run()  # compiles only if no earlier run of this structure did
+    assert len(dirs) == 2  # the forward program and the adjoint program
+    stamps = [os.stat(os.path.join(d, "main")).st_mtime_ns for d in dirs]
+    again, second = run()
+    assert again == dirs and second == first
+    assert [os.stat(os.path.join(d, "main")).st_mtime_ns for d in dirs] == stamps
+
+
+def test_static_phases_fall_back_to_the_runtime_target_with_a_warning(rng):
+    """The settle check of static phases is Python: those runs stay on numpy, said once."""
+    from brian2 import uS, volt
+
+    c = eq.layered(2, [3], 1, g_init=5 * uS, rng=rng, differential_outputs=False,
+                   doubled_inputs=False)
+    x = rng.uniform(-1, 1, (2, 2)) * volt
+    y = rng.uniform(-0.1, 0.1, (2, 1)) * volt
+    loss = eq.losses.MSE(g_nudge=1 * uS)
+    ref = eq.SymmetricEP(beta=1e-3).gradient(c.build(batch=2, target="numpy"), x, y, loss)
+    net = c.build(batch=2, target="cpp_standalone")
+    with pytest.warns(eq.standalone.StandaloneFallbackWarning, match="runtime target"):
+        got = eq.SymmetricEP(beta=1e-3).gradient(net, x, y, loss)
+    assert rel(ref, got) < 1e-12
