@@ -63,7 +63,7 @@ def stimulus(n: int, steps: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- ours
-def ours(n: int, steps: int, repeats: int, seed: int = 0) -> dict:
+def ours(n: int, steps: int, repeats: int, seed: int = 0, target: str = "numpy") -> dict:
     from brian2 import amp, ms, siemens, umetre, volt
 
     import ephys_eqprop as eq
@@ -83,12 +83,12 @@ def ours(n: int, steps: int, repeats: int, seed: int = 0) -> dict:
         g=p["g_syn"] * 1e-6 * siemens, allow_self=True, name="syn")
     c.set_output("cells")
     dt = DT_MS * ms
-    net = c.build(batch=1, dt=dt)
+    net = c.build(batch=1, dt=dt, target=target)
     x = eq.TimeSeries(stimulus(n, steps).T[None] * 1e-9 * amp, dt=dt)
     y = eq.TimeSeries(np.full((1, steps, n), -0.065) * volt, dt=dt)
     loss = eq.losses.MSE(g_nudge=1e-9 * siemens)
     prob = prepare(net, x, y, loss)
-    out = {"simulator": "ephys_eqprop (Brian2, numpy target)", "n": n, "steps": steps}
+    out = {"simulator": f"ephys_eqprop ({target})", "n": n, "steps": steps}
     times = []
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
@@ -295,11 +295,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--targets", nargs="+", default=["numpy", "cpp_standalone"],
+                        choices=["numpy", "cython", "cpp_standalone"],
+                        help="Brian2 targets of ours to measure (default numpy and cpp_standalone)")
     args = parser.parse_args(argv)
     rows = []
     for n in args.sizes:
         reps = args.repeats if n <= 10 else 1
-        a = measure(ours, n, args.steps, reps)
+        mine = [measure(ours, n, args.steps, reps, 0, t) for t in args.targets]
+        a = mine[0]
         b = measure(jaxley_run, n, args.steps, reps)
         va, vb = np.asarray(a["v"]), np.asarray(b["v"])
         k = min(va.shape[1], vb.shape[1])
@@ -307,7 +311,10 @@ def main(argv=None) -> int:
         sa, sb = _spikes(va[:, :k]), _spikes(vb[:, :k])
         print(f"N = {n}: {a['n_params']} parameters; spikes per neuron ours {sa.mean():.1f}, "
               f"Jaxley {sb.mean():.1f}; mean |Δv| ours vs Jaxley {trace_mae:.2f} mV")
-        rows.append((n, a, b, trace_mae))
+        for other in mine[1:]:
+            diff = np.max(np.abs(np.asarray(other["v"]) - va)) * 1e3
+            print(f"  {other['simulator']} vs {a['simulator']}: max |Δv| {diff:.1e} mV")
+        rows.append((n, mine, b, trace_mae))
     iso = measure(isolated_vs_neuron, 2, args.steps)
     print(f"isolated neurons (synapses off) against NEURON's hh, Crank–Nicolson at the same "
           f"dt: spikes {iso['spikes']} vs {iso['spikes_neuron']}, max spike-time difference "
@@ -316,8 +323,8 @@ def main(argv=None) -> int:
     print("| N cells | synapses | simulator | forward (s) | first forward (s) | gradient (s) | "
           "first gradient (s) | directional FD rel. error | peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for n, a, b, _ in rows:
-        for r in (a, b):
+    for n, mine, b, _ in rows:
+        for r in (*mine, b):
             print(f"| {n} | {n * n} | {r['simulator']} | {r['forward_s']:.3f} | "
                   f"{r['forward_first_s']:.2f} | {r['gradient_s']:.3f} | "
                   f"{r['gradient_first_s']:.2f} | {r['directional_rel_err']:.1e} | "

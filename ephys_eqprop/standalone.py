@@ -109,7 +109,9 @@ def _schedule_key(obj):
 def _eq_string(obj) -> str:
     """The equations of a group or synapses, summed variables included, as text."""
     lines = []
-    for eq in obj.equations.ordered:
+    # by name: Brian2 orders subexpressions by their dependencies itself, and its own
+    # order breaks ties by string hashes, which differ from process to process
+    for eq in sorted(obj.equations.ordered, key=lambda e: e.varname):
         flags = f" ({', '.join(sorted(eq.flags))})" if eq.flags else ""
         unit = _unit_text(eq)
         if eq.type == "differential equation":
@@ -349,37 +351,56 @@ class _Program:
         return out
 
     def execute(self, ordered, namespace) -> None:
+        """Run the program with the runtime objects' current values; copy the results back.
+
+        Values go to the program as files named by position (not by a hash of their
+        contents, which for a recorded trajectory costs as much as writing it) in a
+        directory of this process, and results come back in another: two processes
+        may run the same program at once.
+        """
+        import shutil
+
         from .interrupts import stop_requested
 
-        run_args = {}
+        tag = f"p{os.getpid()}"
+        inputs = os.path.join(self.directory, "static_arrays", tag)
+        os.makedirs(inputs, exist_ok=True)
+        args = []
+
+        def give(target: str, value, dtype) -> None:
+            arr = np.ascontiguousarray(value, dtype=dtype)
+            if arr.size == 1:
+                args.append(f"{target}={arr.item()!r}")
+                return
+            fname = f"{len(args):04d}.dat"
+            arr.tofile(os.path.join(inputs, fname))
+            args.append(f"{target}={os.path.join('static_arrays', tag, fname)}")
+
         for obj, clone in zip(ordered, self.clones, strict=True):
             for name in _transferable(obj):
-                var = obj.variables[name]
-                value = np.ascontiguousarray(var.get_value())
-                run_args[getattr(clone, name)] = Quantity(value, dim=var.dim)
+                give(f"{clone.name}.{name}", obj.variables[name].get_value(),
+                     clone.variables[name].dtype)
         for name, clone in self.timed.items():
-            val = namespace[name]
-            run_args[clone] = Quantity(np.ascontiguousarray(val.values), dim=val.dim)
+            give(f"{clone.name}.values", namespace[name].values, clone.values.dtype)
         try:
-            self.device.run(directory=self.directory, with_output=False, run_args=run_args)
+            self.device.run(directory=self.directory, results_directory=f"results_{tag}",
+                            with_output=False, run_args=args)
         except RuntimeError:
             if stop_requested():
                 raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)") from None
             raise
         finally:
-            static = os.path.join(self.directory, "static_arrays")
-            for fname in self.device.run_args_arrays:
-                for path in (os.path.join(static, fname), os.path.join(static, fname + ".lock")):
-                    if os.path.exists(path):
-                        os.remove(path)
-        for obj, clone in zip(ordered, self.clones, strict=True):
-            for name in _transferable(obj):
-                obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
-            if _kind(obj) == "monitor":
-                t = np.asarray(clone.variables["t"].get_value())
-                n = t.size
-                obj.resize(n)
-                obj.variables["N"].set_value(n)
-                obj.variables["t"].get_value()[:] = t
-                for var in obj.record_variables:
-                    obj.variables[var].get_value()[:] = clone.variables[var].get_value()
+            shutil.rmtree(inputs, ignore_errors=True)
+        try:
+            for obj, clone in zip(ordered, self.clones, strict=True):
+                for name in _transferable(obj):
+                    obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
+                if _kind(obj) == "monitor":
+                    t = np.asarray(clone.variables["t"].get_value())
+                    obj.resize(t.size)
+                    obj.variables["N"].set_value(t.size)
+                    obj.variables["t"].get_value()[:] = t
+                    for var in obj.record_variables:
+                        obj.variables[var].get_value()[:] = clone.variables[var].get_value()
+        finally:
+            shutil.rmtree(self.device.results_dir, ignore_errors=True)

@@ -383,7 +383,8 @@ def test_batch_must_be_positive_integer(batch):
 
 
 def test_unknown_target():
-    with pytest.raises(eq.CircuitError, match=r"target must be 'numpy', 'cython' or 'cpp_standalone'"):
+    with pytest.raises(eq.CircuitError,
+                       match=r"target must be 'numpy', 'cython' or 'cpp_standalone'"):
         small().build(target="weave", dt=0.01 * ms)
 
 
