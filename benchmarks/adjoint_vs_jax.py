@@ -123,21 +123,75 @@ def _cpu_s() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def _timings(call, repeats: int) -> dict:
-    """First call, then ``repeats`` timed calls of ``call()``; returns times and result."""
+def _timings(call, repeats: int, probe=None) -> tuple:
+    """First call, then ``repeats`` timed calls of ``call()``; returns times and result.
+
+    ``probe()``, if given, is read after every timed call: a dict of further times of
+    that call, whose medians are returned too.
+    """
     t0 = time.perf_counter()
     result = call()
     out = {"first_call_s": time.perf_counter() - t0}
-    times = []
+    times, probes = [], []
     cpu0 = _cpu_s()
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = call()
         times.append(time.perf_counter() - t0)
+        if probe is not None:
+            probes.append(probe())
     if times:
         out.update(gradient_s=statistics.median(times), gradient_all_s=times,
                    cpu_per_wall=(_cpu_s() - cpu0) / sum(times))
+    for key in probes[0] if probes else ():
+        out[key] = statistics.median(p[key] for p in probes)
     return out, result
+
+
+def _binary_seconds() -> dict:
+    """Time the generated programs of this process spent in their last execution.
+
+    Reads Brian2's own timer of each compiled program (``device.timers["run_binary"]``,
+    the wall time of ``./main``) through ephys_eqprop's table of programs, a private
+    detail of :mod:`ephys_eqprop.standalone`: one gradient executes each of its two
+    programs (forward, adjoint) once.
+    """
+    from ephys_eqprop import standalone
+
+    programs = getattr(standalone, "_PROGRAMS", {})
+    return {"binary_s": sum(p.device.timers.get("run_binary") or 0.0
+                            for p in programs.values())}
+
+
+def _program_peak_rss_mb(call) -> float | None:
+    """Peak resident memory (MB) of the generated programs during one more ``call()``.
+
+    Brian2 starts ``./main`` with ``prefs.devices.cpp_standalone.run_cmd_unix``; for this
+    one call it is wrapped in GNU ``time``, which reports the program's ``ru_maxrss``
+    (the ``ru_maxrss`` of this process's children would include this process's own
+    memory, inherited at the fork).
+    """
+    from brian2 import prefs
+
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time")
+                                        else None)
+    if gnu_time is None:
+        return None
+    fd, report = tempfile.mkstemp(suffix=".maxrss")
+    os.close(fd)
+    old = prefs.devices.cpp_standalone.run_cmd_unix
+    prefs.devices.cpp_standalone.run_cmd_unix = [gnu_time, "-a", "-o", report, "-f", "%M",
+                                                 "./main"]
+    try:
+        call()
+        with open(report) as f:
+            values = [float(line) for line in f if line.strip().isdigit()]
+    except (OSError, ValueError):
+        values = []
+    finally:
+        prefs.devices.cpp_standalone.run_cmd_unix = old
+        os.remove(report)
+    return max(values) / 1024 if values else None
 
 
 # ---------------------------------------------------------------------- ours
@@ -183,7 +237,15 @@ def ours(n: int, steps: int, repeats: int, target: str, x_arr, y_arr, out_path: 
     y = eq.TimeSeries(y_arr[None] * volt, dt=DT * second)
     loss = eq.losses.MSE(g_nudge=G_NUDGE * siemens)
     est = eq.Adjoint()
-    out, grads = _timings(lambda: est.gradient(net, x, y, loss), repeats)
+    standalone = target == "cpp_standalone"
+
+    def call():
+        return est.gradient(net, x, y, loss)
+
+    out, grads = _timings(call, repeats, _binary_seconds if standalone else None)
+    out.update(_peak_rss_mb())  # before the calls below
+    if standalone and repeats:
+        out["program_peak_rss_mb"] = _program_peak_rss_mb(call)
     out.update(simulator=f"ephys_eqprop Adjoint ({target})", target=target, n=n, steps=steps,
                loss=float(est.info.loss), trajectory_mb=est.info.phases["trajectory_bytes"] / 1e6)
     if out_path is not None:
@@ -193,7 +255,6 @@ def ours(n: int, steps: int, repeats: int, target: str, x_arr, y_arr, out_path: 
             traj = simulate(net, prepare(net, x, y, loss), loss=loss, record=True)
             arrays["v_hidden"] = traj.v["h"][:steps, :N_HIDDEN_CHECK]
         np.savez(out_path, **arrays)
-    out.update(_peak_rss_mb())
     return out
 
 
@@ -238,13 +299,13 @@ def jax_bptt(n: int, steps: int, repeats: int, x_arr, y_arr, out_path: str | Non
         return jax.block_until_ready(grad(params))
 
     out, g = _timings(call, repeats)
+    out.update(_peak_rss_mb())  # before the trajectory run below
     loss, (v_h, v_y) = jax.jit(run)(params)
     out.update(simulator=f"JAX {jax.__version__} BPTT (lax.scan)", target="jax", n=n,
                steps=steps, loss=float(loss))
     if out_path is not None:
         np.savez(out_path, v_out=np.asarray(v_y), v_hidden=np.asarray(v_h),
                  **{f"grad {k}": np.asarray(g[k]) for k in PARAMS})
-    out.update(_peak_rss_mb())
     return out
 
 
@@ -290,12 +351,11 @@ def _mem_available_mb() -> float:
     return float("inf")
 
 
-def plan(done: list, key: str, n: int, steps: int, repeats: int, budget: float,
-         processes: int = 1) -> tuple:
+def plan(done: list, key: str, n: int, steps: int, repeats: int, budget: float) -> tuple:
     """``(repeats to run, reason)`` for a measurement, from earlier ones of ``key`` at ``n``.
 
     Time is extrapolated linearly in T from the longest earlier run at the same N (the
-    first call's overhead kept, ``processes`` first calls for cpp_standalone), memory
+    first calls' overhead kept: two processes for cpp_standalone), memory
     linearly through the last two (or proportionally to T from one). ``repeats`` 0 means
     skip.
     """
@@ -306,11 +366,15 @@ def plan(done: list, key: str, n: int, steps: int, repeats: int, budget: float,
     last = prior[-1]
     scale = steps / last["steps"]
     t_grad = last["gradient_s"] * scale
-    t_first = processes * (max(last["first_call_s"] - last["gradient_s"], 0.0) + t_grad)
+    processes = 2 if key == "cpp_standalone" else 1
+    # the first calls' overhead (code generation, compilation, JIT) does not grow with T
+    firsts = [last["first_call_s"]]
     if processes > 1:
-        t_first += max(last.get("first_call_cached_s", 0.0) - last["gradient_s"], 0.0) + t_grad
-    rss = [r["peak_rss_mb"] + r.get("peak_rss_children_mb", 0.0) * (key == "cpp_standalone")
-           for r in prior]
+        firsts.append(last.get("first_call_cached_s", last["first_call_s"]))
+    t_first = sum(max(f - last["gradient_s"], 0.0) + t_grad for f in firsts)
+    extra = (processes > 1) + 0.5 * (steps <= HIDDEN_CHECK_MAX_STEPS)  # memory, trajectory
+    t_first += extra * t_grad
+    rss = [r["peak_rss_mb"] + (r.get("program_peak_rss_mb") or 0.0) for r in prior]
     if len(prior) >= 2:
         slope = (rss[-1] - rss[-2]) / (prior[-1]["steps"] - prior[-2]["steps"])
         mem = rss[-1] + slope * (steps - last["steps"])
@@ -323,7 +387,8 @@ def plan(done: list, key: str, n: int, steps: int, repeats: int, budget: float,
     fit = math.floor((budget - t_first) / t_grad) if t_grad > 0 else repeats
     if fit >= repeats:
         return repeats, ""
-    est = f"first call ~{t_first:.0f} s + ~{t_grad:.0f} s per gradient (from T = {last['steps']})"
+    est = (f"first calls and checks ~{t_first:.0f} s + ~{t_grad:.0f} s per gradient (from "
+           f"T = {last['steps']})")
     if fit < 1:
         return 0, f"estimated {est} exceeds --max-seconds {budget:g} with one repeat"
     return fit, f"repeats reduced to {fit} to fit --max-seconds {budget:g}: {est}"
@@ -357,16 +422,16 @@ def _fmt(x, spec):
 
 
 def table(results: list) -> str:
-    lines = ["| N | T | simulator | gradient (s) | × JAX | first call (s) | CPU/wall | "
-             "peak RSS (MB) | rel. diff x->h | rel. diff h->y | rel. diff loss | "
+    lines = ["| N | T | simulator | gradient (s) | × JAX | in C++ program (s) | first call (s) | "
+             "CPU/wall | peak RSS (MB) | rel. diff x->h | rel. diff h->y | rel. diff loss | "
              "rel. diff trajectory |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     jax_time = {(r["n"], r["steps"]): r.get("gradient_s") for r in results if r["key"] == "jax"}
     for r in results:
         head = f"| {r['n']} | {r['steps']} | {r['label']} |"
         if "gradient_s" not in r:
             why = r.get("skipped") or r.get("error", "failed")
-            lines.append(f"{head} skipped: {why} |" + " |" * 9)
+            lines.append(f"{head} skipped: {why} |" + " |" * 10)
             continue
         ratio = None
         if jax_time.get((r["n"], r["steps"])):
@@ -375,11 +440,12 @@ def table(results: list) -> str:
         if "first_call_cached_s" in r:
             first += f" ({r['first_call_cached_s']:.2f})"
         rss = f"{r['peak_rss_mb']:.0f}"
-        if r["key"] == "cpp_standalone":
-            rss += f" + {r['peak_rss_children_mb']:.0f}"
+        if r.get("program_peak_rss_mb") is not None:
+            rss += f" + {r['program_peak_rss_mb']:.0f}"
         traj = max(r.get("v_out_rel_diff", 0.0), r.get("v_hidden_rel_diff", 0.0)) \
             if "v_out_rel_diff" in r else None
-        lines.append(f"{head} {r['gradient_s']:.4g} | {_fmt(ratio, '.3g')} | {first} | "
+        lines.append(f"{head} {r['gradient_s']:.4g} | {_fmt(ratio, '.3g')} | "
+                     f"{_fmt(r.get('binary_s'), '.4g')} | {first} | "
                      f"{r['cpu_per_wall']:.2f} | {rss} | "
                      f"{_fmt(r.get('grad_rel_diff x->h'), '.1e')} | "
                      f"{_fmt(r.get('grad_rel_diff h->y'), '.1e')} | "
@@ -418,6 +484,21 @@ def figure(results: list, path: str, sizes: list, steps: list) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def _git_state() -> dict:
+    """The repository's commit and modified files (the code that was measured)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "modified": dirty}
 
 
 def _steps(s: str) -> int:
@@ -469,9 +550,7 @@ def main(argv=None) -> int:
                 ref, ref_path = None, os.path.join(scratch, f"jax_{n}_{steps}.npz")
                 for key in ["jax", *args.targets]:
                     label = "JAX BPTT" if key == "jax" else f"ephys_eqprop ({key})"
-                    procs = 2 if key == "cpp_standalone" else 1
-                    reps, why = plan(results, key, n, steps, args.repeats, args.max_seconds,
-                                     procs)
+                    reps, why = plan(results, key, n, steps, args.repeats, args.max_seconds)
                     tag = f"{label}, N = {n}, T = {steps}"
                     if why:
                         print(f"  {tag}: {'skipped, ' if reps == 0 else ''}{why}")
@@ -491,6 +570,7 @@ def main(argv=None) -> int:
                         if cold is not None and "error" not in cold and "error" not in res:
                             res["first_call_cached_s"] = res["first_call_s"]
                             res["first_call_s"] = cold["first_call_s"]
+                            res["compile_process_peak_rss_mb"] = cold["peak_rss_mb"]
                             res["compile_process_peak_rss_children_mb"] = \
                                 cold["peak_rss_children_mb"]
                     res.update(key=key, label=label, n=n, steps=steps, repeats=reps,
@@ -519,18 +599,21 @@ def main(argv=None) -> int:
     print(table(results))
     print()
     print("gradient (s): median wall time per gradient after the first call; × JAX: that "
-          "time over JAX's; first call: code generation, compilation or JIT plus one "
-          "gradient (cpp_standalone: in its own process with an empty program cache; in "
-          "brackets the timed process's first call, from the compiled programs); CPU/wall: "
-          "CPU time (process and children) per wall time during the timed calls; peak RSS: "
-          "the measuring process (cpp_standalone: + its largest child, the generated "
-          "program); rel. diff: ‖g - g_JAX‖₂/‖g_JAX‖₂ per parameter group, |L - L_JAX|/L_JAX, "
-          "and max |v - v_JAX| / max |v_JAX| over the outputs at every step (and the first "
+          "time over JAX's; in C++ program: of that time, the wall time of the generated "
+          "programs (./main, forward and adjoint), the rest is Python: writing their inputs "
+          "to files, reading their results, preparing the run; first call: code generation, "
+          "compilation or JIT plus one gradient (cpp_standalone: in its own process with an "
+          "empty program cache; in brackets the timed process's first call, from the "
+          "compiled programs); CPU/wall: CPU time (process and children) per wall time "
+          "during the timed calls; peak RSS: the measuring process (cpp_standalone: + the "
+          "generated programs' peak, measured with GNU time in one more call); rel. diff: "
+          "‖g - g_JAX‖₂/‖g_JAX‖₂ per parameter group, |L - L_JAX|/L_JAX, and "
+          "max |v - v_JAX| / max |v_JAX| over the outputs at every step (and the first "
           f"{N_HIDDEN_CHECK} hidden nodes for T ≤ {HIDDEN_CHECK_MAX_STEPS}).")
     print(f"total wall time {wall:.0f} s")
     if args.json:
         meta = {"machine": platform.node(), "cores": os.cpu_count(), "dt_s": DT,
-                "argv": vars(args), "wall_s": wall}
+                "argv": vars(args), "wall_s": wall, "git": _git_state()}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
         print(f"saved {args.json}")

@@ -175,7 +175,7 @@ def build_circuit(cfg: Config, n_in: int, n_classes: int, seed: int):
 
 def run_dataset(name: str, cfg: Config, *, validation: bool = False, fold: tuple | None = None,
                 quick: bool = False, seed: int = 0, target: str = "cython",
-                progress: bool = True) -> dict:
+                progress: bool = True, settle: str = "relax") -> dict:
     """Train the circuit with EP and the software network with backprop; return results."""
     X, y, Xe, ye, K = load(name, validation=validation, fold=fold, quick=quick)
     n_in = X.shape[1]
@@ -187,7 +187,7 @@ def run_dataset(name: str, cfg: Config, *, validation: bool = False, fold: tuple
     t0 = time.perf_counter()
     net = circuit.build(batch=cfg.batch, target=target)
     loss = eq.losses.CrossEntropy(g_nudge=cfg.g_nudge, v_scale=cfg.v_scale)
-    est = eq.SymmetricEP(beta=cfg.beta, settle=eq.Settle(tol=cfg.tol))
+    est = eq.SymmetricEP(beta=cfg.beta, settle=eq.Settle(tol=cfg.tol, method=settle))
     opt = eq.Adam(lr=cfg.lr)
     trainer = eq.Trainer(net, est, loss, opt, seed=seed, progress=progress)
     trainer.evaluate(Xe[: cfg.batch], ye[: cfg.batch])  # code generation and compilation
@@ -306,6 +306,8 @@ def main(argv=None) -> int:
                     help="directory for train_accuracy.json and train_accuracy.png")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target", choices=["cython", "numpy"], default="cython")
+    ap.add_argument("--settle", choices=["relax", "newton"], default="relax",
+                    help="how phases reach their fixed points (Settle(method=...))")
     ap.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = ap.parse_args(argv)
     # The phase driver runs each epoch as one long Brian2 run that it stops itself;
@@ -321,7 +323,8 @@ def main(argv=None) -> int:
         if args.quick:
             cfg = replace(cfg, epochs=2)
         print(f"== {name}: hidden {list(cfg.hidden)}, {cfg.epochs} epochs", flush=True)
-        kw = dict(quick=args.quick, seed=args.seed, target=args.target, progress=not args.quiet)
+        kw = dict(quick=args.quick, seed=args.seed, target=args.target, progress=not args.quiet,
+                  settle=args.settle)
         if args.cv:
             results.append(cross_validate(name, cfg, args.cv, **kw))
         else:

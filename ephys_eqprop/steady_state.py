@@ -205,18 +205,51 @@ class SteadyState:
             r[:, idx] += t.i(*args) + self._I_ext(t, B)
             if jacobian:
                 J[:, idx, idx] += t.di_dv(*args)
-        for t in self.branches:
+        # branches whose current is affine in their terminal voltages (resistors) add
+        # c + A v + S x, with matrices assembled once
+        c0, A, S = self._affine_branches()
+        r += c0 + v @ A.T + xs @ S.T
+        if jacobian:
+            J += A
+        self._add_branches([t for t in self.branches if not t.linear], v, xs, r, J)
+        return r, J
+
+    def _affine_branches(self):
+        """``(c, A, S)``: the affine branches' current ``c + A v + S x`` into every node."""
+        if getattr(self, "_affine", None) is None:
+            lin = [t for t in self.branches if t.linear]
+            v0, x0 = np.zeros((1, self.N)), np.zeros((1, self.M))
+            c0 = np.zeros((1, self.N))
+            A = np.zeros((1, self.N, self.N))
+            self._add_branches(lin, v0, x0, c0, A)
+            S = np.zeros((self.N, self.M))
+            for t in lin:  # the sources' columns: ∂I/∂v_pre of branches from inputs
+                conn = t.conn
+                if conn.pre not in self.circuit.inputs:
+                    continue
+                v_pre, v_post, _ = self._terminals(conn, v0, x0)
+                d_pre = np.broadcast_to(t.d["v_pre"](v_pre, v_post, t.theta),
+                                        (1, conn.i.size))[0]
+                np.add.at(S, (self.offsets[conn.post] + conn.j,
+                              self.in_offsets[conn.pre] + conn.i), d_pre)
+            self._affine = (c0[0], A[0], S)
+        return self._affine
+
+    def _add_branches(self, branches, v, xs, r, J) -> None:
+        """Add the currents (into ``r``) and Jacobians (into ``J``, if given) of branches."""
+        B = v.shape[0]
+        for t in branches:
             conn = t.conn
             v_pre, v_post, a = self._terminals(conn, v, xs)
             b = self.offsets[conn.post] + conn.j
-            cur = t.i(v_pre, v_post, t.theta)
+            cur = np.broadcast_to(t.i(v_pre, v_post, t.theta), (B, b.size))
             np.add.at(r, (slice(None), b), cur)
             if a is not None and not t.directed:
                 np.add.at(r, (slice(None), a), -cur)
-            if not jacobian:
+            if J is None:
                 continue
-            d_pre = t.d["v_pre"](v_pre, v_post, t.theta)
-            d_post = t.d["v_post"](v_pre, v_post, t.theta)
+            d_pre = np.broadcast_to(t.d["v_pre"](v_pre, v_post, t.theta), (B, b.size))
+            d_post = np.broadcast_to(t.d["v_post"](v_pre, v_post, t.theta), (B, b.size))
             rows = np.arange(B)[:, None]
             np.add.at(J, (rows, b[None, :], b[None, :]), d_post)
             if a is not None:
@@ -224,7 +257,6 @@ class SteadyState:
                 if not t.directed:
                     np.add.at(J, (rows, a[None, :], a[None, :]), -d_pre)
                     np.add.at(J, (rows, a[None, :], b[None, :]), -d_post)
-        return r, J
 
     def conductance_matrix(self, v=None, xs=None) -> np.ndarray:
         """The small-signal conductance matrix ``H = -∂r/∂v`` (N, N), siemens as floats.
@@ -253,11 +285,40 @@ class SteadyState:
         when an element is nonlinear).
         """
         xs, inj = self._inputs(x)
+        yv = self._targets(y, loss, xs.shape[0]) if beta else None
+        v, _, _, converged = self.newton(xs, inj, beta=beta, loss=loss, yv=yv, tol=tol,
+                                         max_iter=max_iter)
+        if not converged:
+            raise RuntimeError("Newton iteration for the steady state did not converge.")
+        return v
+
+    def newton(self, xs, inj, *, beta: float = 0.0, loss=None, yv=None, v0=None,
+               tol: float = 1e-13, max_iter: int = 100):
+        """Newton's method on ``r(v) - β ∂c/∂v = 0`` from ``v0`` (default 0 V).
+
+        Parameters
+        ----------
+        xs : numpy.ndarray, shape (B, M)
+            Source voltages (volt).
+        inj : numpy.ndarray, shape (B, N)
+            Injected clamp currents (amp).
+        yv : numpy.ndarray, optional
+            Prepared targets (one row per batch row), needed for ``beta != 0``.
+
+        Returns
+        -------
+        v : numpy.ndarray, shape (B, N)
+        iterations : int
+        last_step : float
+            Largest voltage change of the last iteration (volt).
+        converged : bool
+            Whether the last step was below ``tol``.
+        """
         B = xs.shape[0]
         diff = self.circuit.differential
-        yv = self._targets(y, loss, B) if beta else None
-        v = np.zeros((B, self.N))
-        for _ in range(max_iter):
+        v = np.zeros((B, self.N)) if v0 is None else np.array(v0, dtype=float)
+        last = np.inf
+        for k in range(1, max_iter + 1):
             r, J = self.residual(v, xs, injected=inj)
             if beta:
                 z = loss.readout(v[:, self.out_idx], diff)
@@ -270,11 +331,12 @@ class SteadyState:
                                                          1e-300))
                 step = scale * step
             v = v + step
-            if np.max(np.abs(step)) < tol:
+            last = float(np.max(np.abs(step))) if step.size else 0.0
+            if not np.isfinite(last):
                 break
-        else:
-            raise RuntimeError("Newton iteration for the steady state did not converge.")
-        return v
+            if last < tol:
+                return v, k, last, True
+        return v, max_iter, last, False
 
     def _loss_hess(self, loss, z, y):
         """Hessian of the cost w.r.t. the output node voltages, (B, n_out, n_out)."""
@@ -287,8 +349,9 @@ class SteadyState:
             Hz[:, :, k] = (loss.grad(z + dz, y) - loss.grad(z - dz, y)) / (2 * eps)
         if not self.circuit.differential:
             return Hz
-        D = np.concatenate([np.eye(K), -np.eye(K)], axis=1)
-        return np.einsum("ki,bkl,lj->bij", D, Hz, D)
+        # z = D v with D = [I, -I]: the Hessian in v is Dᵀ Hz D = [[Hz, -Hz], [-Hz, Hz]]
+        return np.concatenate([np.concatenate([Hz, -Hz], axis=2),
+                               np.concatenate([-Hz, Hz], axis=2)], axis=1)
 
     def loss(self, x, y, loss, weights=None) -> float:
         """Mean loss at the free fixed point (watt)."""

@@ -277,6 +277,54 @@ def test_numpy_and_cython_targets_give_the_same_gradient(diode_problem):
     print(f"numpy vs cython: {err:.2e}")
 
 
+# ---------------------------------------------------------------- Newton phases
+@pytest.mark.parametrize("cls", [eq.EP, eq.SymmetricEP])
+def test_newton_phases_reach_the_relaxed_fixed_points(diode_problem, cls):
+    """Settle(method="newton") solves the same fixed points as relaxation: the same
+    estimate to the relaxation's settle tolerance, in a few iterations per phase."""
+    circuit, x, y = diode_problem
+    loss = eq.losses.MSE()
+    relaxed = cls(beta=1e-3, settle=eq.Settle(tol=1e-13 * volt))
+    newton = cls(beta=1e-3, settle=eq.Settle(method="newton"))
+    g_r = relaxed.gradient(circuit.build(batch=3), x, y, loss)
+    net = circuit.build(batch=3)
+    g_n = newton.gradient(net, x, y, loss)
+    err = assert_quantity_close(g_n, g_r, rtol=1e-6,
+                                reason="relaxation stops within 1e-13 V per check interval "
+                                       "of the fixed point; the nudge divides that by β")
+    print(f"{cls.__name__}: Newton vs relaxation {err:.1e}")
+    for name, phase in newton.info.phases.items():
+        assert phase.report.converged and phase.report.steps <= 10, name
+    # the Brian2 objects are left at the last phase's fixed point
+    v = eq.SteadyState(net).solve(x, beta=-1e-3 if cls is eq.SymmetricEP else 1e-3,
+                                  loss=loss, y=y)
+    assert np.max(abs(np.asarray(net.voltages("y"))[:3].ravel() -
+                      v[:, -circuit.nodes["y"].n:].ravel())) < 1e-12
+
+
+def test_newton_phases_train_like_relaxed_phases(rng):
+    """A two-batch epoch (one phase program, inputs and targets changing between
+    batches) ends with the same conductances either way."""
+    circuit = eq.layered(3, [4], 2, rng=11)
+    x = rng.uniform(-3, 3, (6, 3)) * volt
+    y = rng.uniform(-0.2, 0.2, (6, 2)) * volt
+    params = []
+    for method, tol in (("relax", 1e-13 * volt), ("newton", 1e-11 * volt)):
+        net = circuit.build(batch=3)
+        est = eq.SymmetricEP(beta=1e-2, settle=eq.Settle(method=method, tol=tol))
+        tr = eq.Trainer(net, est, eq.losses.MSE(), eq.Adam(lr=0.1 * siemens * 1e-6),
+                        progress=False, seed=1)
+        tr.fit(x, y, epochs=2, batch_size=3)
+        params.append(net.get_params())
+    assert_quantity_close(params[1], params[0], rtol=1e-7,
+                          reason="the same updates from gradients equal to ~1e-8")
+
+
+def test_settle_method_must_be_known():
+    with pytest.raises(ValueError, match=r"Settle\(method=...\) must be 'relax' or 'newton'"):
+        eq.Settle(method="jacobi")
+
+
 # ---------------------------------------------------------------- info and report
 def test_gradient_info_and_settle_report(diode_problem):
     circuit, x, y = diode_problem
