@@ -1,4 +1,4 @@
-"""Command line: ``ephys-eqprop demo`` and ``ephys-eqprop validate``."""
+"""Command line: ``ephys-eqprop demo``, ``ephys-eqprop validate``, ``ephys-eqprop bench``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ def _validate(args) -> int:
         print(f"ephys-eqprop validate: error: {ex}", file=sys.stderr)
         return 2
     return 1 if any(r.failed for r in results) else 0
+
+
+def _bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main((["--quick"] if args.quick else []) +
+                      (["--targets", *args.targets] if args.targets else []))
 
 
 def main(argv=None) -> int:
@@ -68,6 +75,13 @@ def main(argv=None) -> int:
                      help="run only this case (repeatable; see --list)")
     val.add_argument("--list", action="store_true", help="list the cases and exit")
     val.set_defaults(func=_validate)
+    bench = sub.add_parser(
+        "bench", help="time gradients on each Brian2 target side by side (and against JAX "
+                      "BPTT if the bench extra is installed); print tables")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
+    bench.add_argument("--targets", nargs="+", choices=["numpy", "cython", "cpp_standalone"],
+                       help="Brian2 targets to measure (default: every one that works here)")
+    bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

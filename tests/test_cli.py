@@ -39,3 +39,17 @@ def test_demo_hh_quick_checks_the_adjoint_and_trains(tmp_path, capsys):
     before, after = (float(v) for v in re.search(
         r"held-out loss ([0-9.e+-]+) J -> ([0-9.e+-]+) J", out).groups())
     assert after < before
+
+
+def test_bench_quick_prints_static_throughput_with_agreeing_estimates(capsys):
+    """Newton phases give the relaxed phases' estimate (to the settle tolerance) in a few
+    iterations; the numbers themselves are machine-dependent and not asserted."""
+    assert main(["bench", "--quick", "--targets", "numpy"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"\| SymmetricEP, (relax|newton) \| numpy \| (\d+) \| [0-9.]+ \| "
+                      r"free (\d+), nudged (\d+), nudged_neg (\d+) \| ([0-9.e+-]+) \|", out)
+    assert [r[0] for r in rows] == ["relax", "newton"]
+    newton = rows[1]
+    assert max(int(s) for s in newton[2:5]) <= 10
+    assert float(newton[5]) < 1e-8
+    assert "| ExactSteadyState" in out

@@ -1,0 +1,158 @@
+"""``ephys-eqprop bench``: speed side by side, in one run on this machine.
+
+Two measurements, each printed as a table (medians of repeats; first calls, which
+generate and compile code, reported separately):
+
+* **time-varying gradients**: ``Adjoint`` on each Brian2 target against JAX BPTT
+  (``jax.grad`` through ``lax.scan``) of the same forward-Euler equations, on a
+  layered diode–RC circuit (:func:`time_varying`; JAX is optional, the ``bench`` extra);
+* **static training throughput**: symmetric EP on the 64-64-10 digits circuit, samples
+  per second per target and per way of settling (relaxation in Brian2, Newton's
+  method), next to the exact steady-state gradient, with the steps each phase took and
+  the estimates' agreement (:func:`static_throughput`).
+
+``benchmarks/adjoint_vs_jax.py`` and ``benchmarks/hh_vs_jaxley.py`` run the full grids
+(N up to 1,000 nodes, T up to 1e5 steps; Hodgkin–Huxley networks against Jaxley).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+__all__ = ["digits_circuit", "main", "static_throughput"]
+
+
+def digits_circuit(seed: int = 0):
+    """The 64-64-10 diode–resistor circuit of the digits benchmark (9,640 conductances).
+
+    Sharp-kneed diode neurons (``I_s`` 1 µA, ``V_T`` 25 mV, clipping at ±0.2 V), ±1 V
+    bias pair, doubled inputs and differential outputs, initial conductances around
+    20 µS (``benchmarks/train_accuracy.py`` trains it to 95 % test accuracy).
+    """
+    from brian2 import mV, nA, uS, volt
+
+    from .circuit import layered
+    from .models import DiodeNeuron
+
+    neuron = DiodeNeuron(I_s=1000 * nA, V_T=25 * mV, V_low=-0.2 * volt, V_high=0.2 * volt)
+    return layered(64, [64], 10, neuron=neuron, g_init=20 * uS, bias=1 * volt, rng=seed)
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def static_throughput(*, batch: int = 32, batches: int = 5, repeats: int = 3,
+                      targets=("numpy", "cython"), progress=print) -> list[dict]:
+    """Samples per second of symmetric EP gradients on the digits circuit.
+
+    Parameters
+    ----------
+    batch : int
+        Mini-batch size (the network's batch).
+    batches : int
+        Consecutive mini-batches timed together (one repeat).
+    repeats : int
+        Repeats; the median is reported.
+    targets : sequence of str
+        Brian2 targets for the relaxation runs (``"cpp_standalone"`` relaxes on the
+        runtime target: the settle check is Python).
+
+    Returns
+    -------
+    list of dict
+        One row per (target, settle method) and one for the exact gradient:
+        ``samples_per_s``, ``first_call_s``, ``steps`` per phase, ``rel_to_relax``
+        (largest relative difference to the relaxed estimate of the same batch).
+    """
+    from brian2 import uS, volt
+
+    from .datasets import digits
+    from .estimators import ExactSteadyState, SymmetricEP
+    from .losses import CrossEntropy
+    from .phases import Settle
+
+    data = digits()
+    X, y = data.X_train, data.y_train
+    circuit = digits_circuit()
+    loss = CrossEntropy(g_nudge=20 * uS, v_scale=0.1 * volt)
+    n = batch * batches
+
+    def batches_of(est, net):
+        def run():
+            for s in range(0, n, batch):
+                est.gradient(net, X[s:s + batch], y[s:s + batch], loss)
+        return run
+
+    rows, reference = [], None
+    plans = [(t, "relax") for t in targets] + [("numpy", "newton")]
+    for target, method in plans:
+        net = circuit.build(batch=batch, target=target)
+        est = SymmetricEP(beta=0.2, settle=Settle(tol=1e-6 * volt, method=method))
+        t0 = time.perf_counter()
+        g = est.gradient(net, X[:batch], y[:batch], loss)
+        first = time.perf_counter() - t0
+        steps = {k: p.report.steps for k, p in est.info.phases.items()}
+        if reference is None:
+            reference = g
+        rel = max(float(np.max(np.abs(np.asarray(g[k] - reference[k]))) /
+                        np.max(np.abs(np.asarray(reference[k])))) for k in g)
+        sec = _median_time(batches_of(est, net), repeats)
+        rows.append({"what": f"SymmetricEP, {method}", "target": target,
+                     "samples_per_s": n / sec, "first_call_s": first, "steps": steps,
+                     "rel_to_relax": rel})
+        progress(f"  {rows[-1]['what']} on {target}: {n / sec:.0f} samples/s, steps per "
+                 f"phase {steps}, vs relaxed estimate {rel:.1e}")
+    net = circuit.build(batch=batch, target="numpy")
+    exact = ExactSteadyState()
+    t0 = time.perf_counter()
+    exact.gradient(net, X[:batch], y[:batch], loss)
+    first = time.perf_counter() - t0
+    sec = _median_time(batches_of(exact, net), repeats)
+    rows.append({"what": "ExactSteadyState (implicit differentiation)", "target": "numpy",
+                 "samples_per_s": n / sec, "first_call_s": first, "steps": {},
+                 "rel_to_relax": float("nan")})
+    progress(f"  exact steady-state gradient: {n / sec:.0f} samples/s")
+    return rows
+
+
+def _static_table(rows) -> str:
+    lines = ["| estimator | target | samples/s | first call (s) | steps per phase | "
+             "vs relaxed estimate |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        steps = ", ".join(f"{k} {v}" for k, v in r["steps"].items()) or "—"
+        rel = "—" if np.isnan(r["rel_to_relax"]) else f"{r['rel_to_relax']:.1e}"
+        lines.append(f"| {r['what']} | {r['target']} | {r['samples_per_s']:.0f} | "
+                     f"{r['first_call_s']:.2f} | {steps} | {rel} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``ephys-eqprop bench``."""
+    import argparse
+
+    from brian2 import BrianLogger
+
+    from .targets import cython_available
+
+    ap = argparse.ArgumentParser(prog="ephys-eqprop bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and batches")
+    ap.add_argument("--targets", nargs="+", choices=["numpy", "cython", "cpp_standalone"],
+                    default=None, help="Brian2 targets to measure (default: numpy, cython if "
+                                       "it compiles here, cpp_standalone if g++ is found)")
+    args = ap.parse_args(argv)
+    BrianLogger.suppress_name("unused_brian_object")
+    targets = args.targets or (["numpy"] + (["cython"] if cython_available() else []))
+    print("Static symmetric EP, digits 64-64-10, batch 32:")
+    rows = static_throughput(batches=2 if args.quick else 5, repeats=1 if args.quick else 3,
+                             targets=[t for t in targets if t != "cpp_standalone"])
+    print(_static_table(rows))
+    return 0
