@@ -35,6 +35,7 @@ import hashlib
 import os
 import re
 import warnings
+import weakref
 
 import numpy as np
 from brian2 import (
@@ -106,8 +107,18 @@ def _schedule_key(obj):
     return (obj.when, obj.order)
 
 
+_EQ_TEXT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _eq_string(obj) -> str:
     """The equations of a group or synapses, summed variables included, as text."""
+    text = _EQ_TEXT.get(obj)
+    if text is None:  # equations do not change after creation: once per object
+        text = _EQ_TEXT[obj] = _eq_text(obj)
+    return text
+
+
+def _eq_text(obj) -> str:
     lines = []
     # by name: Brian2 orders subexpressions by their dependencies itself, and its own
     # order breaks ties by string hashes, which differ from process to process
