@@ -23,7 +23,9 @@ with the inputs and targets of step n read at t_n = n dt, and the loss that
 ``eq.Adjoint`` differentiates (``eq.dynamics.loss_terms``) is the left Riemann sum
 ``L = Σ_b w_b Σ_n dt m_n ½ g_nudge Σ_k (v_k(t_n) - y_k(t_n))²`` (one sample, w = 1, no
 window, m = 1). The JAX side writes that step by hand as the body of a
-``jax.lax.scan`` over the T steps, float64 (``jax_enable_x64``), and takes
+``jax.lax.scan`` over the T steps, float64 (``jax_enable_x64``) — the synaptic sums as
+matrix products, ``x @ g_xh - v_h * Σ_i g_xh[i]`` (the same sums reassociated; twice as
+fast at N = 1000 as summing ``g (x - v)`` term by term) — and takes
 ``jax.jit(jax.grad(L))`` with respect to both conductance matrices: backpropagation
 through time, which stores every step's residuals. Ours: ``eq.Adjoint().gradient`` — one
 recorded forward run and one backward run of the adjoint circuit, as Brian2 objects on
@@ -35,15 +37,19 @@ Printed per (simulator, N, T), each measurement in a fresh process (``multiproce
 spawn):
 
 * the median wall time per gradient over ``--repeats`` calls, after a first call
-  reported separately (code generation and compilation — Brian2's cython extensions,
-  cached in ``~/.cython``; the cpp_standalone programs, compiled once per run structure
-  in a cache directory that is fresh for each run of this script unless ``--cache-dir``
-  says otherwise, so the first call includes compiling; for cpp_standalone the first
-  call runs in a process of its own and the timed process then starts from the
-  compiled programs — its first call is reported in brackets; JAX: tracing and XLA
-  compilation);
-* the peak resident memory of the process (``ru_maxrss``; for cpp_standalone also that
-  of its largest child process, the generated program);
+  reported separately: JAX's traces and compiles (XLA); cython's and cpp_standalone's
+  compile — Brian2's cython extensions, and the two cpp_standalone programs (forward,
+  adjoint) that ephys_eqprop compiles once per run structure (sizes, T) — into a cache
+  directory that is fresh for each run of this script unless ``--cache-dir`` names one.
+  For these two targets the first call runs in a process of its own, and the timed
+  process starts from the compiled cache (its own first call is shown in brackets): in
+  a process that has just compiled with Cython, the ``gc.collect()`` that Brian2 makes
+  at the start of every run takes several times longer, and so does a short gradient;
+* for cpp_standalone, how much of a gradient's time the generated programs themselves
+  take (Brian2's timer of ``./main``); the rest is Python: writing the programs' inputs
+  (values, the recorded trajectory for the adjoint) to files and reading their results;
+* the peak resident memory of the process (``ru_maxrss``; for cpp_standalone plus that
+  of the generated programs, measured with GNU ``time`` in one more call);
 * the agreement with JAX: ``‖g - g_JAX‖₂ / ‖g_JAX‖₂`` per parameter group, the loss,
   and the largest difference of the trajectories (outputs at every step; for T ≤ 10⁴
   also the first 8 hidden nodes) relative to their largest value.
@@ -89,6 +95,10 @@ PEAK_X, PEAK_Y, TAU, TAU_OMEGA = 0.5, 0.1, 1e-3, 1.0  # V, V, s, 1
 N_HIDDEN_CHECK = 8  # hidden nodes whose trajectories are compared
 HIDDEN_CHECK_MAX_STEPS = 10_000
 PARAMS = ("x->h", "h->y")
+#: targets whose first call compiles (timed first in a process of its own)
+COMPILED = ("cython", "cpp_standalone")
+#: environment variable naming the Cython cache of the measurement processes
+CYTHON_CACHE_ENV = "ADJOINT_VS_JAX_CYTHON_CACHE"
 
 
 def conductances(n: int, seed: int = 0) -> dict:
@@ -225,14 +235,22 @@ def build_network(n: int, target: str, show: bool = False):
 
 
 def ours(n: int, steps: int, repeats: int, target: str, x_arr, y_arr, out_path: str | None,
-         show: bool = False) -> dict:
-    """Time ``eq.Adjoint().gradient`` on ``target``; save gradients and trajectories."""
-    from brian2 import second, siemens, volt
+         compile_only: bool = False) -> dict:
+    """Time ``eq.Adjoint().gradient`` on ``target``; save gradients and trajectories.
+
+    ``compile_only``: time the first call, then make one more (on the cython target the
+    second call still compiles: its ``TimedArray`` objects get other names while the
+    first call's are alive), and return.
+    """
+    from brian2 import prefs, second, siemens, volt
 
     import ephys_eqprop as eq
     from ephys_eqprop.dynamics import prepare, simulate
 
-    net = build_network(n, target, show)
+    if target == "cython" and os.environ.get(CYTHON_CACHE_ENV):
+        # (not for numpy: Brian2 compiles a Cython helper for it too, once per cache)
+        prefs.codegen.runtime.cython.cache_dir = os.environ[CYTHON_CACHE_ENV]
+    net = build_network(n, target)
     x = eq.TimeSeries(x_arr[None] * volt, dt=DT * second)
     y = eq.TimeSeries(y_arr[None] * volt, dt=DT * second)
     loss = eq.losses.MSE(g_nudge=G_NUDGE * siemens)
@@ -242,6 +260,13 @@ def ours(n: int, steps: int, repeats: int, target: str, x_arr, y_arr, out_path: 
     def call():
         return est.gradient(net, x, y, loss)
 
+    if compile_only:
+        out, _ = _timings(call, 0)
+        t0 = time.perf_counter()
+        call()
+        out["second_call_s"] = time.perf_counter() - t0
+        out.update(_peak_rss_mb())
+        return out
     out, grads = _timings(call, repeats, _binary_seconds if standalone else None)
     out.update(_peak_rss_mb())  # before the calls below
     if standalone and repeats:
@@ -355,7 +380,7 @@ def plan(done: list, key: str, n: int, steps: int, repeats: int, budget: float) 
     """``(repeats to run, reason)`` for a measurement, from earlier ones of ``key`` at ``n``.
 
     Time is extrapolated linearly in T from the longest earlier run at the same N (the
-    first calls' overhead kept: two processes for cpp_standalone), memory
+    first calls' overhead kept: two processes for cython and cpp_standalone), memory
     linearly through the last two (or proportionally to T from one). ``repeats`` 0 means
     skip.
     """
@@ -366,13 +391,14 @@ def plan(done: list, key: str, n: int, steps: int, repeats: int, budget: float) 
     last = prior[-1]
     scale = steps / last["steps"]
     t_grad = last["gradient_s"] * scale
-    processes = 2 if key == "cpp_standalone" else 1
+    processes = 2 if key in COMPILED else 1
     # the first calls' overhead (code generation, compilation, JIT) does not grow with T
     firsts = [last["first_call_s"]]
     if processes > 1:
         firsts.append(last.get("first_call_cached_s", last["first_call_s"]))
     t_first = sum(max(f - last["gradient_s"], 0.0) + t_grad for f in firsts)
-    extra = (processes > 1) + 0.5 * (steps <= HIDDEN_CHECK_MAX_STEPS)  # memory, trajectory
+    # the compile process's second call, the memory call, the trajectory check
+    extra = 2 * (processes > 1) + 0.5 * (steps <= HIDDEN_CHECK_MAX_STEPS)
     t_first += extra * t_grad
     rss = [r["peak_rss_mb"] + (r.get("program_peak_rss_mb") or 0.0) for r in prior]
     if len(prior) >= 2:
@@ -521,8 +547,9 @@ def main(argv=None) -> int:
                         help="time budget of one measurement (first call + repeats), "
                              "extrapolated from shorter runs (default 300)")
     parser.add_argument("--cache-dir", default=None,
-                        help="cpp_standalone program cache (default: a fresh temporary "
-                             "directory, removed at the end, so first calls compile)")
+                        help="where the cython extensions and cpp_standalone programs are "
+                             "cached (default: a fresh temporary directory, removed at the "
+                             "end, so that first calls compile)")
     parser.add_argument("--show-equations", action="store_true",
                         help="print the Brian2 equations of the circuit and exit")
     parser.add_argument("--json", metavar="PATH", help="save the results as JSON")
@@ -537,11 +564,14 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     own_cache = args.cache_dir is None
     cache = tempfile.mkdtemp(prefix="adjoint_vs_jax_cache_") if own_cache else args.cache_dir
-    os.environ["EPHYS_EQPROP_CACHE"] = cache  # inherited by the measurement processes
+    # inherited by the measurement processes
+    os.environ["EPHYS_EQPROP_CACHE"] = cache
+    os.environ[CYTHON_CACHE_ENV] = os.path.join(cache, "cython")
+    git = _git_state()
     scratch = tempfile.mkdtemp(prefix="adjoint_vs_jax_")
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"dt = {DT * 1e6:g} µs; N = {sizes}; T = {steps_list}; targets {args.targets}; "
-          f"{args.repeats} repeats; cpp_standalone cache {cache}")
+          f"{args.repeats} repeats; program caches (cython, cpp_standalone) in {cache}")
     results = []
     try:
         for n in sizes:
@@ -564,12 +594,13 @@ def main(argv=None) -> int:
                         res = measure(jax_bptt, n, steps, reps, x_arr, y_arr, path)
                     else:
                         cold = None
-                        if key == "cpp_standalone":  # compile in a process of its own
-                            cold = measure(ours, n, steps, 0, key, x_arr, y_arr, None)
+                        if key in COMPILED:  # compile in a process of its own
+                            cold = measure(ours, n, steps, 0, key, x_arr, y_arr, None, True)
                         res = measure(ours, n, steps, reps, key, x_arr, y_arr, path)
                         if cold is not None and "error" not in cold and "error" not in res:
                             res["first_call_cached_s"] = res["first_call_s"]
                             res["first_call_s"] = cold["first_call_s"]
+                            res["compile_process_second_call_s"] = cold["second_call_s"]
                             res["compile_process_peak_rss_mb"] = cold["peak_rss_mb"]
                             res["compile_process_peak_rss_children_mb"] = \
                                 cold["peak_rss_children_mb"]
@@ -602,18 +633,19 @@ def main(argv=None) -> int:
           "time over JAX's; in C++ program: of that time, the wall time of the generated "
           "programs (./main, forward and adjoint), the rest is Python: writing their inputs "
           "to files, reading their results, preparing the run; first call: code generation, "
-          "compilation or JIT plus one gradient (cpp_standalone: in its own process with an "
-          "empty program cache; in brackets the timed process's first call, from the "
-          "compiled programs); CPU/wall: CPU time (process and children) per wall time "
-          "during the timed calls; peak RSS: the measuring process (cpp_standalone: + the "
-          "generated programs' peak, measured with GNU time in one more call); rel. diff: "
-          "‖g - g_JAX‖₂/‖g_JAX‖₂ per parameter group, |L - L_JAX|/L_JAX, and "
-          "max |v - v_JAX| / max |v_JAX| over the outputs at every step (and the first "
-          f"{N_HIDDEN_CHECK} hidden nodes for T ≤ {HIDDEN_CHECK_MAX_STEPS}).")
+          "compilation or JIT plus one gradient (cython, cpp_standalone: in a process of its "
+          "own, compiling into an empty cache unless --cache-dir holds the programs; in "
+          "brackets the timed process's first call, from the compiled programs); CPU/wall: "
+          "CPU time (process and children) per wall time during the timed calls; peak RSS: "
+          "the measuring process (cpp_standalone: + the generated programs' peak, measured "
+          "with GNU time in one more call); rel. diff: ‖g - g_JAX‖₂/‖g_JAX‖₂ per parameter "
+          "group, |L - L_JAX|/L_JAX, and max |v - v_JAX| / max |v_JAX| over the outputs at "
+          f"every step (and the first {N_HIDDEN_CHECK} hidden nodes for "
+          f"T ≤ {HIDDEN_CHECK_MAX_STEPS}).")
     print(f"total wall time {wall:.0f} s")
     if args.json:
         meta = {"machine": platform.node(), "cores": os.cpu_count(), "dt_s": DT,
-                "argv": vars(args), "wall_s": wall, "git": _git_state()}
+                "argv": vars(args), "wall_s": wall, "git": git}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
         print(f"saved {args.json}")

@@ -11,6 +11,7 @@ from . import (
     models,
     monitors,
     netlist,
+    standalone,
     targets,
 )
 from .circuit import Circuit, ParameterSpec, layered
@@ -76,5 +77,6 @@ __all__ = [
     "models",
     "monitors",
     "netlist",
+    "standalone",
     "targets",
 ]

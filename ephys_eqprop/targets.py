@@ -4,7 +4,7 @@ Brian2 users choose how code is generated with ``prefs.codegen.target`` (``"auto
 ``"numpy"``, ``"cython"``) and with the device (``set_device("cpp_standalone")``).
 :meth:`Circuit.build(target=None) <ephys_eqprop.Circuit.build>` follows them:
 
-* an explicit ``target`` (``"numpy"`` or ``"cython"``) wins;
+* an explicit ``target`` (``"numpy"``, ``"cython"`` or ``"cpp_standalone"``) wins;
 * otherwise ``prefs.codegen.target`` decides: ``"numpy"`` or ``"cython"`` as set,
   ``"auto"`` (Brian2's default) the numpy target. Cython compiles every code object
   the first time it meets it (about two and a half minutes for a Hodgkin–Huxley network
@@ -12,10 +12,12 @@ Brian2 users choose how code is generated with ``prefs.codegen.target`` (``"auto
   numpy; set ``prefs.codegen.target = "cython"`` (or pass ``target="cython"``) for
   long trainings.
 
-The networks run on Brian2's runtime device: the estimators read and write state
-variables between runs, which the C++ standalone device cannot do before its single
-``run``. Building under another device, or asking for ``target="cpp_standalone"``,
-stops with a :class:`~ephys_eqprop.CircuitError` that says so and what to do instead.
+``"cpp_standalone"`` keeps the network's objects on Brian2's runtime device and runs
+each time-varying run as a generated C++ program (:mod:`ephys_eqprop.standalone`). The
+estimators read and write state variables between runs, which Brian2's standalone
+device itself cannot do before its single ``run``: building while
+``set_device("cpp_standalone")`` is active stops with a
+:class:`~ephys_eqprop.CircuitError` that says so and what to do instead.
 """
 
 from __future__ import annotations
@@ -52,23 +54,23 @@ def cpp_standalone_available() -> bool:
 
 
 def resolve_target(target: str | None = None) -> str:
-    """The runtime target to build with, from ``target`` or Brian2's preferences and device.
+    """The target to build with, from ``target`` or Brian2's preferences and device.
 
     Parameters
     ----------
-    target : {"numpy", "cython"}, optional
+    target : {"numpy", "cython", "cpp_standalone"}, optional
         An explicit choice; ``None`` follows ``prefs.codegen.target``.
 
     Returns
     -------
     str
-        ``"numpy"`` or ``"cython"``.
+        ``"numpy"``, ``"cython"`` or ``"cpp_standalone"``.
 
     Raises
     ------
     CircuitError
-        Under a device other than Brian2's runtime device, for ``"cpp_standalone"``,
-        an unknown target, or cython when it cannot compile here.
+        Under a device other than Brian2's runtime device, for an unknown target, or
+        for a compiled target that cannot compile here.
     """
     from brian2 import get_device, prefs
     from brian2.devices.device import RuntimeDevice
