@@ -65,7 +65,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +73,7 @@ import numpy as np
 from brian2 import Quantity, ms, mV, nF, uS, volt
 
 import ephys_eqprop as eq
+from ephys_eqprop.bench import median_time
 from ephys_eqprop.dynamics import prepare, simulate
 
 __all__ = ["Regime", "REGIMES", "compartmental_circuit", "multisine", "run_regime", "main"]
@@ -179,12 +179,7 @@ def rms_mV(loss_joule: float, regime: Regime) -> float:
 
 def _median_seconds(fn, repeats: int = 3) -> float:
     fn()  # warm-up: code generation
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeats)
 
 
 def run_regime(regime: Regime, *, epochs: int, n_train: int, n_test: int,

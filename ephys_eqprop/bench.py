@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-__all__ = ["digits_circuit", "main", "static_throughput"]
+__all__ = ["digits_circuit", "main", "median_time", "static_throughput"]
 
 
 def digits_circuit(seed: int = 0):
@@ -41,7 +41,8 @@ def digits_circuit(seed: int = 0):
     return layered(64, [64], 10, neuron=neuron, g_init=20 * uS, bias=1 * volt, rng=seed)
 
 
-def _median_time(fn, repeats: int) -> float:
+def median_time(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` (seconds)."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -105,7 +106,7 @@ def static_throughput(*, batch: int = 32, batches: int = 5, repeats: int = 3,
             reference = g
         rel = max(float(np.max(np.abs(np.asarray(g[k] - reference[k]))) /
                         np.max(np.abs(np.asarray(reference[k])))) for k in g)
-        sec = _median_time(batches_of(est, net), repeats)
+        sec = median_time(batches_of(est, net), repeats)
         rows.append({"what": f"SymmetricEP, {method}", "target": target,
                      "samples_per_s": n / sec, "first_call_s": first, "steps": steps,
                      "rel_to_relax": rel})
@@ -116,7 +117,7 @@ def static_throughput(*, batch: int = 32, batches: int = 5, repeats: int = 3,
     t0 = time.perf_counter()
     exact.gradient(net, X[:batch], y[:batch], loss)
     first = time.perf_counter() - t0
-    sec = _median_time(batches_of(exact, net), repeats)
+    sec = median_time(batches_of(exact, net), repeats)
     rows.append({"what": "ExactSteadyState (implicit differentiation)", "target": "numpy",
                  "samples_per_s": n / sec, "first_call_s": first, "steps": {},
                  "rel_to_relax": float("nan")})
