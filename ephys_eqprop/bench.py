@@ -3,9 +3,10 @@
 Two measurements, each printed as a table (medians of repeats; first calls, which
 generate and compile code, reported separately):
 
-* **time-varying gradients**: ``Adjoint`` on each Brian2 target against JAX BPTT
-  (``jax.grad`` through ``lax.scan``) of the same forward-Euler equations, on a
-  layered diode–RC circuit (:func:`time_varying`; JAX is optional, the ``bench`` extra);
+* **time-varying gradients**: ``Adjoint`` on each Brian2 target (numpy, and
+  cpp_standalone where g++ is found) on a dendrite circuit, with the gradients'
+  agreement (:func:`time_varying`); ``benchmarks/adjoint_vs_jax.py`` puts them next to
+  JAX BPTT of the same equations (the optional ``bench`` extra);
 * **static training throughput**: symmetric EP on the 64-64-10 digits circuit, samples
   per second per target and per way of settling (relaxation in Brian2, Newton's
   method), next to the exact steady-state gradient, with the steps each phase took and
@@ -22,7 +23,7 @@ import time
 
 import numpy as np
 
-__all__ = ["digits_circuit", "main", "median_time", "static_throughput"]
+__all__ = ["digits_circuit", "main", "median_time", "static_throughput", "time_varying"]
 
 
 def digits_circuit(seed: int = 0):
@@ -125,6 +126,49 @@ def static_throughput(*, batch: int = 32, batches: int = 5, repeats: int = 3,
     return rows
 
 
+def time_varying(*, n: int = 100, steps: int = 10_000, repeats: int = 3,
+                 targets=("numpy", "cpp_standalone"), progress=print) -> list[dict]:
+    """Time per ``Adjoint`` gradient on a dendrite circuit, per target.
+
+    ``eq.datasets.dendrite_circuit(n)`` (2 inputs, ``n`` compartments, a soma; about
+    4n conductances), one multi-sine sample of ``steps`` steps at dt = 10 µs, MSE loss on
+    the soma. Each target's gradient is compared with the first target's.
+
+    Returns
+    -------
+    list of dict
+        ``target``, ``gradient_s`` (median), ``first_call_s`` (code generation and
+        compilation included), ``rel_to_first``.
+    """
+    from brian2 import second, us
+
+    from .datasets import dendrite_circuit, multisine
+    from .estimators import Adjoint
+    from .losses import MSE
+
+    dt = 10 * us
+    duration = steps * dt
+    x = multisine(1, tau_omega=1, dt=dt, duration=duration, seed=1, tau=1e-3 * second)
+    y = multisine(1, tau_omega=1, dt=dt, duration=duration, seed=2, n_channels=1,
+                  tau=1e-3 * second)
+    circuit, loss, est = dendrite_circuit(n, seed=0), MSE(), Adjoint()
+    rows, reference = [], None
+    for target in targets:
+        net = circuit.build(batch=1, dt=dt, target=target)
+        t0 = time.perf_counter()
+        g = est.gradient(net, x, y, loss)
+        first = time.perf_counter() - t0
+        reference = g if reference is None else reference
+        rel = max(float(np.max(np.abs(np.asarray(g[k] - reference[k]))) /
+                        np.max(np.abs(np.asarray(reference[k])))) for k in g)
+        sec = median_time(lambda net=net: est.gradient(net, x, y, loss), repeats)
+        rows.append({"target": target, "gradient_s": sec, "first_call_s": first,
+                     "rel_to_first": rel})
+        progress(f"  Adjoint on {target}: {sec:.3g} s per gradient (first call "
+                 f"{first:.1f} s), vs {targets[0]} {rel:.1e}")
+    return rows
+
+
 def _static_table(rows) -> str:
     lines = ["| estimator | target | samples/s | first call (s) | steps per phase | "
              "vs relaxed estimate |", "|---|---|---|---|---|---|"]
@@ -142,7 +186,7 @@ def main(argv=None) -> int:
 
     from brian2 import BrianLogger
 
-    from .targets import cython_available
+    from .targets import cpp_standalone_available, cython_available
 
     ap = argparse.ArgumentParser(prog="ephys-eqprop bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and batches")
@@ -152,6 +196,23 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     BrianLogger.suppress_name("unused_brian_object")
     targets = args.targets or (["numpy"] + (["cython"] if cython_available() else []))
+    compiled = [t for t in targets if t != "cython"]  # cython compiles for minutes
+    if cpp_standalone_available() and "cpp_standalone" not in compiled and not args.targets:
+        compiled.append("cpp_standalone")
+    n, steps = (20, 2000) if args.quick else (100, 10_000)
+    print(f"Adjoint gradient, dendrite circuit of {n} compartments, {steps} steps:")
+    rows = time_varying(n=n, steps=steps, repeats=1 if args.quick else 3, targets=compiled)
+    print("| target | gradient (s) | first call (s) | vs " + compiled[0] + " |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['target']} | {r['gradient_s']:.3g} | {r['first_call_s']:.1f} | "
+              f"{r['rel_to_first']:.1e} |")
+    try:
+        import jax  # noqa: F401
+
+        print("JAX is installed: python benchmarks/adjoint_vs_jax.py compares these "
+              "gradients with JAX BPTT of the same equations (N up to 1,000, T up to 1e5).")
+    except ImportError:
+        pass
     print("Static symmetric EP, digits 64-64-10, batch 32:")
     rows = static_throughput(batches=2 if args.quick else 5, repeats=1 if args.quick else 3,
                              targets=[t for t in targets if t != "cpp_standalone"])

@@ -31,6 +31,7 @@ know how to recreate.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
@@ -249,6 +250,9 @@ def run_objects(objects, duration, namespace: dict, *, threads: int = 0) -> bool
     if program is None:
         program = _PROGRAMS[key] = _Program(key, ordered, index, namespace, duration,
                                             threads)
+    # as Brian2's Network.run does: the previous run's objects (monitors holding whole
+    # trajectories) sit in reference cycles, and would otherwise pile up run after run
+    gc.collect()
     program.execute(ordered, namespace)
     return True
 
