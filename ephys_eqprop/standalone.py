@@ -295,6 +295,7 @@ class _Program:
         from brian2.devices.device import reset_device, set_device
 
         self.directory = os.path.join(cache_directory(), key)
+        self.threads = threads
         self.device = CPPStandaloneDevice()
         old_threads = prefs.devices.cpp_standalone.openmp_threads
         prefs.devices.cpp_standalone.openmp_threads = threads

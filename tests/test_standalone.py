@@ -164,3 +164,18 @@ def test_static_phases_fall_back_to_the_runtime_target_with_a_warning(rng):
     with pytest.warns(eq.standalone.StandaloneFallbackWarning, match="runtime target"):
         got = eq.SymmetricEP(beta=1e-3).gradient(net, x, y, loss)
     assert rel(ref, got) < 1e-12
+
+
+@pytest.mark.slow
+def test_openmp_threads_give_the_same_gradient(dendrite):
+    """build(threads=2): the programs are compiled with OpenMP (its own programs, since the
+    thread count is part of the structure) and agree with numpy."""
+    c, x, y = dendrite
+    loss = eq.losses.MSE()
+    ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.05 * ms, target="numpy"), x, y, loss)
+    got = eq.Adjoint().gradient(c.build(batch=2, dt=0.05 * ms, target="cpp_standalone",
+                                        threads=2), x, y, loss)
+    assert rel(ref, got) < TOL
+    makefiles = [os.path.join(p.directory, "makefile")
+                 for p in eq.standalone._PROGRAMS.values() if p.threads == 2]
+    assert makefiles and all("fopenmp" in open(f).read() for f in makefiles)
