@@ -217,7 +217,8 @@ def unsupported(objects) -> list:
     return [o for o in objects if o.active and _kind(o) is None]
 
 
-def run_objects(objects, duration, namespace: dict, *, threads: int = 0) -> bool:
+def run_objects(objects, duration, namespace: dict, *, threads: int = 0,
+                start: float = 0.0) -> bool:
     """Run ``objects`` (runtime Brian2 objects) for ``duration`` as a generated program.
 
     Parameters
@@ -230,6 +231,9 @@ def run_objects(objects, duration, namespace: dict, *, threads: int = 0) -> bool
         The run namespace (``TimedArray`` objects, functions, constants).
     threads : int
         OpenMP threads of the program (0: none).
+    start : float
+        The runtime network's time at the start of the run (second): monitors record
+        from it, appending to what they hold, as in a runtime run.
 
     Returns
     -------
@@ -253,7 +257,7 @@ def run_objects(objects, duration, namespace: dict, *, threads: int = 0) -> bool
     # as Brian2's Network.run does: the previous run's objects (monitors holding whole
     # trajectories) sit in reference cycles, and would otherwise pile up run after run
     gc.collect()
-    program.execute(ordered, namespace)
+    program.execute(ordered, namespace, start)
     return True
 
 
@@ -265,7 +269,10 @@ def run_network(network, duration, namespace: dict, *, standalone: bool, what: s
     reason and network).
     """
     if standalone:
-        if run_objects(network.objects, duration, namespace, threads=threads):
+        start = float(network.t)
+        if run_objects(network.objects, duration, namespace, threads=threads, start=start):
+            # the runtime network's time moves on as if it had run (its clocks follow it)
+            network.t_ = start + float(duration)
             return
         kinds = ", ".join(sorted({type(o).__name__ for o in unsupported(network.objects)}))
         if warned is None or kinds not in warned:
@@ -366,7 +373,7 @@ class _Program:
             out.append(new)
         return out
 
-    def execute(self, ordered, namespace) -> None:
+    def execute(self, ordered, namespace, start: float = 0.0) -> None:
         """Run the program with the runtime objects' current values; copy the results back.
 
         Values go to the program as files named by position (not by a hash of their
@@ -411,12 +418,13 @@ class _Program:
             for obj, clone in zip(ordered, self.clones, strict=True):
                 for name in _transferable(obj):
                     obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
-                if _kind(obj) == "monitor":
+                if _kind(obj) == "monitor":  # appended, as a runtime run would
                     t = np.asarray(clone.variables["t"].get_value())
-                    obj.resize(t.size)
-                    obj.variables["N"].set_value(t.size)
-                    obj.variables["t"].get_value()[:] = t
+                    old = int(np.asarray(obj.variables["N"].get_value()).item())
+                    obj.resize(old + t.size)
+                    obj.variables["N"].set_value(old + t.size)
+                    obj.variables["t"].get_value()[old:] = t + start
                     for var in obj.record_variables:
-                        obj.variables[var].get_value()[:] = clone.variables[var].get_value()
+                        obj.variables[var].get_value()[old:] = clone.variables[var].get_value()
         finally:
             shutil.rmtree(self.device.results_dir, ignore_errors=True)

@@ -179,3 +179,24 @@ def test_openmp_threads_give_the_same_gradient(dendrite):
     makefiles = [os.path.join(p.directory, "makefile")
                  for p in eq.standalone._PROGRAMS.values() if p.threads == 2]
     assert makefiles and all("fopenmp" in open(f).read() for f in makefiles)
+
+
+def test_a_users_monitor_records_the_generated_run(dendrite):
+    """A StateMonitor a user adds to net.network is part of the generated program, and its
+    recording lands in the user's (runtime) monitor, as on numpy."""
+    from brian2 import StateMonitor
+
+    c, x, y = dendrite
+    rec = {}
+    for target in ("numpy", "cpp_standalone"):
+        net = c.build(batch=2, dt=0.05 * ms, target=target)
+        mon = StateMonitor(net.groups["h"], "v", record=[0, 3])
+        net.network.add(mon)
+        for _ in range(2):  # a second gradient appends to the recording, with its times
+            eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+        rec[target] = (np.asarray(mon.t_), np.asarray(mon.v_), float(net.network.t))
+    (t_np, v_np, end_np), (t_sa, v_sa, end_sa) = rec["numpy"], rec["cpp_standalone"]
+    assert v_np.shape == v_sa.shape == (2, 200)
+    np.testing.assert_allclose(t_sa, t_np, rtol=0, atol=1e-12)
+    assert end_sa == pytest.approx(end_np, abs=1e-12)
+    assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
