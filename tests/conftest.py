@@ -22,7 +22,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Turn an unsettled static phase into a test error everywhere.
+    """Turn an unsettled static phase into a test error everywhere; skip slow tests
+    unless ``-m slow`` asks for them.
 
     A gradient computed from a phase that hit its step cap is meaningless, so a
     comparison must never pass on one silently. Tests that provoke the warning
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(config, items):
     """
     for item in items:
         item.add_marker(pytest.mark.filterwarnings("error::ephys_eqprop.phases.SettleWarning"))
+    # tests marked slow run only when asked for (pytest -m slow)
+    if "slow" not in (config.getoption("markexpr") or ""):
+        skip = pytest.mark.skip(reason="slow: run with pytest -m slow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
