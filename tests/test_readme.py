@@ -8,35 +8,36 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_example_runs_and_matches_exact_gradient():
-    src = README.read_text()
-    code = re.findall(r"```python\n(.*?)```", src, re.S)[0]
+def _blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def _run(*codes, namespace=None) -> str:
+    """Execute README code blocks in one namespace; return what they printed."""
+    namespace = {} if namespace is None else namespace
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        exec(compile(code, "README.md", "exec"), {})
+        for code in codes:
+            exec(compile(code, "README.md", "exec"), namespace)
+    return buf.getvalue()
+
+
+def test_readme_example_runs_and_matches_exact_gradient():
+    out = _run(_blocks()[0])
     # the README claims ~1e-8 for symmetric EP at beta = 1e-3 on this diode circuit
-    assert float(buf.getvalue().split()[-1]) < 1e-6
+    assert float(out.split()[-1]) < 1e-6
 
 
 def test_readme_time_varying_example_runs_and_matches_finite_differences():
-    src = README.read_text()
-    code = re.findall(r"```python\n(.*?)```", src, re.S)[1]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(code, "README.md", "exec"), {})
+    out = _run(_blocks()[1])
     # the README prints the adjoint's error against finite differences (~1e-8)
-    assert float(buf.getvalue().split()[-1]) < 1e-6
+    assert float(out.split()[-1]) < 1e-6
 
 
 def test_readme_elements_example_runs_and_its_optimizer_builds():
-    src = README.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
+    blocks = _blocks()
     namespace: dict = {}
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(blocks[2], "README.md", "exec"), namespace)
-        exec(compile(blocks[3], "README.md", "exec"), namespace)
-    out = buf.getvalue()
+    out = _run(blocks[2], blocks[3], namespace=namespace)
     assert "['x->n', 'n->y', 'n.R_rec', 'n.E_rec']" in out
     # the README prints the adjoint's error against finite differences
     assert float(out.split()[-1]) < 1e-6
@@ -44,25 +45,13 @@ def test_readme_elements_example_runs_and_its_optimizer_builds():
 
 
 def test_readme_hodgkin_huxley_example_runs_and_matches_finite_differences():
-    src = README.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
-    code = next(b for b in blocks if "HHNeuron" in b)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(code, "README.md", "exec"), {})
-    out = buf.getvalue()
+    out = _run(next(b for b in _blocks() if "HHNeuron" in b))
     assert "['gap', 'soma.g_L', 'soma.g_Na', 'soma.g_K']" in out
     assert float(out.split()[-1]) < 1e-6
 
 
 def test_readme_hh_network_example_monitors_add_up_and_gradient_matches_fd():
-    src = README.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", src, re.S)
-    code = next(b for b in blocks if "SynapticMonitor" in b)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        exec(compile(code, "README.md", "exec"), {})
-    lines = buf.getvalue().splitlines()
+    lines = _run(next(b for b in _blocks() if "SynapticMonitor" in b)).splitlines()
     assert lines[0] == "['adjoint'] V²"
     # the monitor's time sum is the gradient up to round-off of the sum
     assert float(lines[1].split()[-1]) < 1e-12
