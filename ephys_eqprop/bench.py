@@ -42,6 +42,12 @@ def digits_circuit(seed: int = 0):
     return layered(64, [64], 10, neuron=neuron, g_init=20 * uS, bias=1 * volt, rng=seed)
 
 
+def _max_rel(g: dict, ref: dict) -> float:
+    """Largest ``max |g - ref| / max |ref|`` over the parameters."""
+    return max(float(np.max(np.abs(np.asarray(g[k] - ref[k]))) /
+                     np.max(np.abs(np.asarray(ref[k])))) for k in g)
+
+
 def median_time(fn, repeats: int) -> float:
     """Median wall time of ``repeats`` calls of ``fn`` (seconds)."""
     times = []
@@ -105,8 +111,7 @@ def static_throughput(*, batch: int = 32, batches: int = 5, repeats: int = 3,
         steps = {k: p.report.steps for k, p in est.info.phases.items()}
         if reference is None:
             reference = g
-        rel = max(float(np.max(np.abs(np.asarray(g[k] - reference[k]))) /
-                        np.max(np.abs(np.asarray(reference[k])))) for k in g)
+        rel = _max_rel(g, reference)
         sec = median_time(batches_of(est, net), repeats)
         rows.append({"what": f"SymmetricEP, {method}", "target": target,
                      "samples_per_s": n / sec, "first_call_s": first, "steps": steps,
@@ -159,8 +164,7 @@ def time_varying(*, n: int = 100, steps: int = 10_000, repeats: int = 3,
         g = est.gradient(net, x, y, loss)
         first = time.perf_counter() - t0
         reference = g if reference is None else reference
-        rel = max(float(np.max(np.abs(np.asarray(g[k] - reference[k]))) /
-                        np.max(np.abs(np.asarray(reference[k])))) for k in g)
+        rel = _max_rel(g, reference)
         sec = median_time(lambda net=net: est.gradient(net, x, y, loss), repeats)
         rows.append({"target": target, "gradient_s": sec, "first_call_s": first,
                      "rel_to_first": rel})

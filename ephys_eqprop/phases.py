@@ -252,14 +252,6 @@ class _NewtonDriver:
             inj[:, ss.offsets[spec.target] + np.arange(spec.n)] += vals.reshape(B, spec.n)
         return xs, inj
 
-    def _vector(self, state):
-        net = self.net
-        if state is None:
-            return np.concatenate([np.full((net.batch, spec.n), float(spec.model.v0))
-                                   for spec in net.circuit.nodes.values()], axis=1)
-        return np.concatenate([np.asarray(state[n]).reshape(net.batch, -1)
-                               for n in net.circuit.nodes], axis=1)
-
     def _phase(self, req: PhaseRequest) -> PhaseResult:
         from .steady_state import SteadyState
 
@@ -272,9 +264,12 @@ class _NewtonDriver:
         if req.beta:
             yv = np.asarray(net._loss_objects[0].variables["y"].get_value()).reshape(
                 net.batch, -1)
+        net.set_state(req.start)  # the starting point: a previous phase's, or each v0
+        v0 = np.concatenate([v.reshape(net.batch, -1) for v in net.get_state().values()],
+                            axis=1)
         v, iters, last, converged = ss.newton(
-            xs, inj, beta=req.beta, loss=net.loss, yv=yv, v0=self._vector(req.start),
-            tol=float(settle.tol), max_iter=settle.max_steps)
+            xs, inj, beta=req.beta, loss=net.loss, yv=yv, v0=v0, tol=float(settle.tol),
+            max_iter=settle.max_steps)
         if not np.isfinite(last):
             raise FloatingPointError(
                 "Node voltages became NaN or infinite in a Newton phase; check element "
