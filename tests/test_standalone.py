@@ -119,7 +119,7 @@ def test_training_never_recompiles_and_ends_where_numpy_ends(dendrite):
     assert rel(params["numpy"], params["cpp_standalone"]) < TOL
 
 
-def test_a_second_process_reuses_the_compiled_programs():
+def test_a_second_process_reuses_the_compiled_programs(tmp_path):
     """The cache is on disk, keyed by the run's structure: a new process with the same
     circuit generates the same sources, and make has nothing to recompile or relink."""
     script = textwrap.dedent("""
@@ -137,8 +137,10 @@ def test_a_second_process_reuses_the_compiled_programs():
     """)
 
     def run():
+        # from a neutral folder: in the repository's root "import ephys_eqprop" would find
+        # the source tree instead of the installed package
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             check=True)
+                             check=True, cwd=tmp_path)
         dirs, grad = out.stdout.strip().splitlines()[-2:]
         return dirs.split(), grad
 
