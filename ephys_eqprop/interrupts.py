@@ -10,7 +10,10 @@ takes over the SIGINT handler:
   ends, so the trainer's state is always either before or after an update;
 * during a Brian2 run, the run is asked to stop at the end of its step and the
   interrupt is raised when it returns (the partial run is discarded);
-* anywhere else it is raised at once.
+* anywhere else it is raised at once. Python drops an exception raised while it runs
+  a finaliser or a weak-reference callback (Brian2 runs many during garbage
+  collection); the interrupt stays pending then and is raised when the next
+  critical section begins, before any update.
 """
 
 from __future__ import annotations
@@ -67,15 +70,28 @@ class InterruptGuard:
             # stop the run at the end of its time step; raised when it returns
             _state["requested"] = True
             Network._globally_stopped = True
+        # pending until the trainer has seen it (raised at once below, but Python drops
+        # an exception raised inside a finaliser or weak-reference callback)
+        self.pending = True
         if self.depth:
-            self.pending = True
             return
         if not _state["running"]:
             raise KeyboardInterrupt
 
+    def seen(self) -> None:
+        """The trainer has caught the interrupt: nothing is pending any more."""
+        self.pending = False
+
     @contextlib.contextmanager
     def critical(self):
-        """A section an interrupt may not split: it is raised when the section ends."""
+        """A section an interrupt may not split: it is raised when the section ends.
+
+        An interrupt still pending when a section begins (one Python dropped) is
+        raised there, before the section changes anything.
+        """
+        if self.depth == 0 and self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
         self.depth += 1
         try:
             yield

@@ -665,6 +665,7 @@ class Trainer:
                 while self.epoch < epochs:
                     self._one_epoch(X, Y, B, n, epochs, validation, shuffle, dynamic)
             except KeyboardInterrupt:
+                self._guard.seen()
                 if self.checkpoint is not None:
                     self.save()
                     print(f"\ninterrupted: state saved to {self.checkpoint}; "

@@ -122,3 +122,33 @@ def test_interrupts_anywhere_leave_consistent_checkpoints_and_resume_bit_for_bit
     # a signal armed near the end of training may find nothing left to interrupt
     assert len(counters) >= len(plan) - 2, "the signals must have landed"
     assert {"train", "validate"} <= {c["stage"] for c in counters}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_python_dropped_is_raised_before_the_next_update():
+    """Python drops an exception raised inside a finaliser or weak-reference callback
+    (Brian2 runs many during garbage collection): the guard keeps such an interrupt
+    pending and raises it when the next critical section begins, before its body."""
+    import weakref
+
+    from ephys_eqprop.interrupts import InterruptGuard
+
+    class Thing:
+        pass
+
+    guard = InterruptGuard()
+    body_ran = []
+    with guard:
+        thing = Thing()
+        # the handler runs inside a weakref callback, where its exception is dropped
+        ref = weakref.ref(thing, lambda _: guard._handle(signal.SIGINT, None))
+        del thing
+        assert ref() is None and guard.pending
+        with pytest.raises(KeyboardInterrupt):
+            with guard.critical():
+                body_ran.append(True)
+        assert not body_ran, "the update must not start after a dropped interrupt"
+        guard.seen()
+        with guard.critical():  # nothing pending any more
+            body_ran.append(True)
+    assert body_ran == [True]
