@@ -31,6 +31,7 @@ know how to recreate.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import os
@@ -76,6 +77,26 @@ def cache_directory() -> str:
     if not root:
         root = os.path.join(os.path.expanduser("~"), ".cache", "ephys_eqprop")
     return os.path.join(root, "cpp_standalone")
+
+
+@contextlib.contextmanager
+def _exclusive(directory: str):
+    """Hold ``directory``'s lock: one process at a time generates and compiles there.
+
+    Another process building the same program waits, then finds the sources unchanged
+    (Brian2 rewrites only files whose contents differ) and the binary up to date.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (builds of one program must not overlap)
+        yield
+        return
+    with open(directory + ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build_count() -> int:
@@ -325,8 +346,9 @@ class _Program:
             net = Network(*self.clones)
             net.run(duration, namespace=ns)
             os.makedirs(self.directory, exist_ok=True)
-            self.device.build(directory=self.directory, compile=True, run=False,
-                              with_output=False)
+            with _exclusive(self.directory):
+                self.device.build(directory=self.directory, compile=True, run=False,
+                                  with_output=False)
         finally:
             reset_device()
             prefs.devices.cpp_standalone.openmp_threads = old_threads

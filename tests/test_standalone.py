@@ -119,9 +119,11 @@ def test_training_never_recompiles_and_ends_where_numpy_ends(dendrite):
     assert rel(params["numpy"], params["cpp_standalone"]) < TOL
 
 
-def test_a_second_process_reuses_the_compiled_programs(tmp_path):
-    """The cache is on disk, keyed by the run's structure: a new process with the same
-    circuit generates the same sources, and make has nothing to recompile or relink."""
+def test_processes_share_the_compiled_programs(tmp_path):
+    """The cache is on disk, keyed by the run's structure. Two processes that start at
+    once with the same circuit and an empty cache compile it one after the other (a
+    lock), not over each other; a later process generates the same sources, and make
+    has nothing to recompile or relink."""
     script = textwrap.dedent("""
         import numpy as np
         from brian2 import ms
@@ -135,21 +137,38 @@ def test_a_second_process_reuses_the_compiled_programs(tmp_path):
         print(" ".join(p.directory for p in eq.standalone._PROGRAMS.values()))
         print(repr(float(np.asarray(g["x->h"]).sum())))
     """)
+    env = dict(os.environ, EPHYS_EQPROP_CACHE=str(tmp_path / "cache"))
 
-    def run():
+    def start():
         # from a neutral folder: in the repository's root "import ephys_eqprop" would find
         # the source tree instead of the installed package
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             check=True, cwd=tmp_path)
-        dirs, grad = out.stdout.strip().splitlines()[-2:]
+        return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+
+    def result(proc):
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        dirs, grad = out.strip().splitlines()[-2:]
         return dirs.split(), grad
 
-    dirs, first = run()  # compiles only if no earlier run of this structure did
+    a, b = start(), start()  # both find an empty cache
+    (dirs, first), (dirs_b, first_b) = result(a), result(b)
     assert len(dirs) == 2  # the forward program and the adjoint program
+    assert dirs_b == dirs and first_b == first
+    assert all(d.startswith(str(tmp_path / "cache")) for d in dirs)
     stamps = [os.stat(os.path.join(d, "main")).st_mtime_ns for d in dirs]
-    again, second = run()
+    again, second = result(start())
     assert again == dirs and second == first
     assert [os.stat(os.path.join(d, "main")).st_mtime_ns for d in dirs] == stamps
+    # and the numbers are numpy's
+    from brian2 import ms
+    c = eq.datasets.dendrite_circuit(4, seed=0)
+    x = eq.datasets.multisine(2, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=1)
+    y = eq.datasets.multisine(2, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=2,
+                              n_channels=1)
+    g = eq.Adjoint().gradient(c.build(batch=2, dt=0.05 * ms), x, y, eq.losses.MSE())
+    ref = float(np.asarray(g["x->h"]).sum())
+    assert abs(float(first) - ref) <= 1e-12 * abs(ref)
 
 
 def test_static_phases_fall_back_to_the_runtime_target_with_a_warning(rng):
