@@ -57,3 +57,11 @@ def test_readme_hh_network_example_monitors_add_up_and_gradient_matches_fd():
     assert float(lines[1].split()[-1]) < 1e-12
     # central differences (relative step 1e-4) on a spiking network: ~1e-6 measured
     assert float(lines[2].split()[-1]) < 1e-4
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    setup = re.search(r"## Set up\n\n```bash\n(.*?)```", README.read_text(), re.S).group(1)
+    command = setup.splitlines()[1].split("#")[0].strip()
+    assert command.startswith("pytest")
+    ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1].strip() == command
