@@ -82,6 +82,11 @@ class InterruptGuard:
         """The trainer has caught the interrupt: nothing is pending any more."""
         self.pending = False
 
+    def _raise_pending(self) -> None:
+        if self.depth == 0 and self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
     @contextlib.contextmanager
     def critical(self):
         """A section an interrupt may not split: it is raised when the section ends.
@@ -89,14 +94,10 @@ class InterruptGuard:
         An interrupt still pending when a section begins (one Python dropped) is
         raised there, before the section changes anything.
         """
-        if self.depth == 0 and self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
+        self._raise_pending()
         self.depth += 1
         try:
             yield
         finally:
             self.depth -= 1
-            if self.depth == 0 and self.pending:
-                self.pending = False
-                raise KeyboardInterrupt
+            self._raise_pending()

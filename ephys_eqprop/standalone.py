@@ -31,7 +31,6 @@ know how to recreate.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import os
@@ -50,6 +49,7 @@ from brian2 import (
 )
 from brian2.core.functions import Function
 from brian2.groups.group import CodeRunner
+from brian2.utils.filelock import FileLock
 
 __all__ = [
     "RUN_START",
@@ -77,26 +77,6 @@ def cache_directory() -> str:
     if not root:
         root = os.path.join(os.path.expanduser("~"), ".cache", "ephys_eqprop")
     return os.path.join(root, "cpp_standalone")
-
-
-@contextlib.contextmanager
-def _exclusive(directory: str):
-    """Hold ``directory``'s lock: one process at a time generates and compiles there.
-
-    Another process building the same program waits, then finds the sources unchanged
-    (Brian2 rewrites only files whose contents differ) and the binary up to date.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock (builds of one program must not overlap)
-        yield
-        return
-    with open(directory + ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build_count() -> int:
@@ -346,7 +326,11 @@ class _Program:
             net = Network(*self.clones)
             net.run(duration, namespace=ns)
             os.makedirs(self.directory, exist_ok=True)
-            with _exclusive(self.directory):
+            # one process at a time generates and compiles a program (Brian2's own file
+            # lock, as for its cython cache); a process that waited finds the sources
+            # unchanged (Brian2 rewrites only files whose contents differ), the binary
+            # up to date
+            with FileLock(self.directory + ".lock"):
                 self.device.build(directory=self.directory, compile=True, run=False,
                                   with_output=False)
         finally:
