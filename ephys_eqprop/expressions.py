@@ -293,6 +293,10 @@ def numpy_function(expr: str, args, constants: dict | None = None, *, what: str 
 
     def evaluate(*arrays):
         shape = np.broadcast(*arrays).shape if arrays else ()
-        return np.broadcast_to(np.asarray(fun(*arrays), dtype=float), shape).astype(float)
+        out = np.asarray(fun(*arrays), dtype=float)
+        # a fresh array of the arguments' shape, never one of the arguments themselves
+        if out.shape != shape or any(np.may_share_memory(out, a) for a in arrays):
+            out = np.broadcast_to(out, shape).astype(float)
+        return out
 
     return evaluate

@@ -98,7 +98,10 @@ class SettleReport:
 
 @dataclass
 class PhaseResult:
-    """State and local quantities at the end of a static phase."""
+    """State and local quantities at the end of a static phase.
+
+    ``local`` is empty when the phase's request said ``local=False``.
+    """
 
     state: dict
     local: dict
@@ -109,11 +112,16 @@ class PhaseResult:
 
 @dataclass
 class PhaseRequest:
-    """What a phase program asks for next: settle with nudge ``beta`` from ``start``."""
+    """What a phase program asks for next: settle with nudge ``beta`` from ``start``.
+
+    ``local``: whether the result should carry the local quantities (an estimator that
+    does not use a phase's saves their evaluation, one per parameter and sample).
+    """
 
     beta: float
     start: dict | None
     settle: Settle
+    local: bool = True
 
 
 #: step budget of one phase program (Brian2 warns about runs beyond 2**40 steps)
@@ -169,7 +177,8 @@ class _PhaseDriver:
             warnings.warn(f"Static phase did not settle: {report}. Raise Settle(max_steps=...) "
                           "or loosen Settle(tol=...).", SettleWarning, stacklevel=2)
         v_out = np.asarray(net.voltages(net.circuit.output)) if net.circuit.output else None
-        return PhaseResult(net.get_state(), net.local_quantities(), v_out, report)
+        local = net.local_quantities() if self.req.local else {}
+        return PhaseResult(net.get_state(), local, v_out, report)
 
     def _advance(self, result):
         try:
@@ -289,7 +298,8 @@ class _NewtonDriver:
             close_static(net)
             label = "free" if req.beta == 0 else f"nudged (β={req.beta:+g})"
             record_static(net, label, iters, net.local_quantities())
-        return PhaseResult(net.get_state(), net.local_quantities(), v_out, report)
+        local = net.local_quantities() if req.local else {}
+        return PhaseResult(net.get_state(), local, v_out, report)
 
     def run(self, program, req):
         try:

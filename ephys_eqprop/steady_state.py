@@ -152,6 +152,70 @@ class SteadyState:
         self.linear = all(t.linear for t in self.groups) and all(t.linear for t in self.branches)
         out = circuit.output
         self.out_idx = (self.offsets[out] + np.arange(circuit.nodes[out].n)) if out else None
+        # the plan depends on the circuit's structure only, which a built network fixes
+        self._plan_owner = net if net is not None else self
+
+    # ------------------------------------------------------------------ linear solves
+    def _elimination_plan(self):
+        """``(E, R)``: node indices solved first (E) and by a Schur complement (R).
+
+        E is a set of nodes no branch joins to each other, so that the Jacobian's E×E
+        block is diagonal for every voltage (node elements couple a node to itself only);
+        output nodes stay in R, where a nudge couples them. Found greedily, nodes of few
+        branches first or of most first, whichever finds more; ``None`` when E would be
+        too small to pay for the bookkeeping.
+        """
+        owner = self._plan_owner.__dict__
+        if owner.get("_block_plan") is None:
+            neighbours = [set() for _ in range(self.N)]
+            for conn in self.circuit.connections.values():
+                if conn.pre in self.circuit.inputs:
+                    continue
+                for a, b in zip(self.offsets[conn.pre] + conn.i,
+                                self.offsets[conn.post] + conn.j, strict=True):
+                    if a != b:
+                        neighbours[a].add(b)
+                        neighbours[b].add(a)
+            banned = set() if self.out_idx is None else set(self.out_idx.tolist())
+            best = np.zeros(self.N, bool)
+            for sign in (1, -1):  # greedy, by fewest and by most branches; keep the larger
+                chosen = np.zeros(self.N, bool)
+                for n in sorted(range(self.N), key=lambda k: sign * len(neighbours[k])):
+                    if n not in banned and not any(chosen[m] for m in neighbours[n]):
+                        chosen[n] = True
+                if chosen.sum() > best.sum():
+                    best = chosen
+            E, R = np.flatnonzero(best), np.flatnonzero(~best)
+            plan = False
+            if E.size >= max(8, self.N // 4):
+                plan = (E, R, np.ix_(E, R), np.ix_(R, E), np.ix_(R, R))
+            owner["_block_plan"] = plan
+        return owner["_block_plan"] or None
+
+    def _solve(self, J: np.ndarray, r: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """``x`` with ``J x = r`` (or ``Jᵀ x = r``), batched: J (B, N, N), r (B, N).
+
+        With an elimination plan, the diagonal E block is divided out and only the
+        Schur complement on R is factorised (for a layered network, the size of its
+        output layer instead of all its nodes).
+        """
+        if transpose:
+            J = np.transpose(J, (0, 2, 1))
+        plan = self._elimination_plan()
+        if plan is not None:
+            E, R, ER, RE, RR = plan
+            d = J[:, E, E]
+            if np.all(d != 0) and np.all(np.isfinite(d)):
+                J_RE = J[:, RE[0], RE[1]]
+                W = J[:, ER[0], ER[1]] / d[:, :, None]  # D⁻¹ J_ER
+                u = r[:, E] / d  # D⁻¹ r_E
+                S = J[:, RR[0], RR[1]] - J_RE @ W
+                x = np.empty_like(r)
+                x[:, R] = np.linalg.solve(S, (r[:, R] - (J_RE @ u[:, :, None])[:, :, 0])
+                                          [:, :, None])[:, :, 0]
+                x[:, E] = u - (W @ x[:, R][:, :, None])[:, :, 0]
+                return x
+        return np.linalg.solve(J, r[:, :, None])[:, :, 0]
 
     # ------------------------------------------------------------------ pieces
     def input_vector(self, x) -> np.ndarray:
@@ -325,7 +389,7 @@ class SteadyState:
                 r[:, self.out_idx] -= beta * loss.readout_transpose(loss.grad(z, yv), diff)
                 J[np.ix_(range(B), self.out_idx, self.out_idx)] -= beta * self._loss_hess(
                     loss, z, yv)
-            step = np.linalg.solve(-J, r[:, :, None])[:, :, 0]
+            step = self._solve(-J, r)
             if not self.linear:  # damp Newton steps on exponential elements
                 scale = np.minimum(1.0, 0.5 / np.maximum(np.abs(step).max(axis=1, keepdims=True),
                                                          1e-300))
@@ -380,7 +444,7 @@ class SteadyState:
         dc[:, self.out_idx] = loss.readout_transpose(loss.grad(z, yv), diff)
         _, J = self.residual(v, xs, injected=inj)
         H = -J
-        lam = np.linalg.solve(np.transpose(H, (0, 2, 1)), dc[:, :, None])[:, :, 0] / B
+        lam = self._solve(H, dc, transpose=True) / B
         flat = {}
         for t in self.branches:
             conn = t.conn

@@ -48,10 +48,11 @@ class SymmetricEP(EP):
     """
 
     def program(self, net, w, y_full, loss):
-        free = yield from self._free(net, w, y_full, loss)
+        # the free phase's local quantities cancel out of the symmetric difference
+        free = yield from self._free(net, w, y_full, loss, local=False)
         pos = yield from self._nudged(self.beta, free)
         neg = yield from self._nudged(-self.beta, free)
-        flat = {n: w @ (pos.local[n] - neg.local[n]) / (2 * self.beta) for n in free.local}
+        flat = {n: w @ (pos.local[n] - neg.local[n]) / (2 * self.beta) for n in pos.local}
         self.info = GradientInfo(free.extra["loss"], free.extra["z"],
                                  {"free": free, "nudged": pos, "nudged_neg": neg})
         return flat

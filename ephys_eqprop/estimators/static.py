@@ -67,9 +67,9 @@ class StaticEstimator(Estimator):
         loss.set_targets(net, y_full)
         return w, y_full
 
-    def _free(self, net, w, y_full, loss):
+    def _free(self, net, w, y_full, loss, local: bool = True):
         """Phase sub-program: the free phase, with the loss and outputs recorded."""
-        free = yield PhaseRequest(0.0, None, self.settle)
+        free = yield PhaseRequest(0.0, None, self.settle, local)
         z = loss.readout(free.v_out, net.circuit.differential)
         c = loss.cost(z, y_full)
         n = int(np.count_nonzero(w))
