@@ -35,6 +35,7 @@ import gc
 import hashlib
 import os
 import re
+import tempfile
 import warnings
 import weakref
 
@@ -255,11 +256,40 @@ def run_objects(objects, duration, namespace: dict, *, threads: int = 0,
     if program is None:
         program = _PROGRAMS[key] = _Program(key, ordered, index, namespace, duration,
                                             threads)
-    # as Brian2's Network.run does: the previous run's objects (monitors holding whole
-    # trajectories) sit in reference cycles, and would otherwise pile up run after run
-    gc.collect()
+    _collect_garbage()
     program.execute(ordered, namespace, start)
+    _GARBAGE["bytes"] += _run_bytes(ordered, namespace)
     return True
+
+
+#: bytes of recordings and input arrays past runs may have left in reference cycles
+#: before a run collects them (:func:`_collect_garbage`)
+GC_THRESHOLD_BYTES = 128 * 2**20
+_GARBAGE = {"bytes": 0}
+
+
+def _run_bytes(objects, namespace) -> int:
+    """What a run's monitors recorded and its ``TimedArray`` objects hold (bytes)."""
+    total = sum(v.values.nbytes for v in namespace.values() if isinstance(v, TimedArray))
+    for obj in objects:
+        if _kind(obj) == "monitor":
+            total += sum(obj.variables[v].get_value().nbytes for v in obj.record_variables)
+    return total
+
+
+def _collect_garbage() -> None:
+    """Collect reference cycles once past runs may have left enough memory in them.
+
+    Brian2 objects sit in reference cycles, so a run's monitors and ``TimedArray``
+    objects (whole trajectories, for the adjoint) outlive it until the cycle collector
+    runs; Brian2's ``Network.run`` collects before every run. A full collection costs
+    some 30 ms in a process that has imported Brian2 and sympy, more than a short
+    program takes, so it runs only once the runs since the last one have recorded or
+    read :data:`GC_THRESHOLD_BYTES` (the memory this can hold back).
+    """
+    if _GARBAGE["bytes"] >= GC_THRESHOLD_BYTES:
+        gc.collect()
+        _GARBAGE["bytes"] = 0
 
 
 def run_network(network, duration, namespace: dict, *, standalone: bool, what: str,
@@ -384,16 +414,28 @@ class _Program:
 
         Values go to the program as files named by position (not by a hash of their
         contents, which for a recorded trajectory costs as much as writing it) in a
-        directory of this process, and results come back in another: two processes
-        may run the same program at once.
+        scratch directory of this run (:func:`_scratch_root`), and results come back
+        in the same directory: two processes may run the same program at once.
         """
         import shutil
 
+        scratch = tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_", dir=_scratch_root())
+        try:  # Brian2 takes the results folder relative to the project
+            results = os.path.relpath(os.path.join(scratch, "out"), self.directory)
+        except ValueError:  # another drive (Windows): inside the project
+            os.rmdir(scratch)
+            scratch = tempfile.mkdtemp(prefix=f"p{os.getpid()}_", dir=self.directory)
+            results = os.path.relpath(os.path.join(scratch, "out"), self.directory)
+        try:
+            self._execute(ordered, namespace, start, scratch, results)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _execute(self, ordered, namespace, start, scratch, results) -> None:
         from .interrupts import stop_requested
 
-        tag = f"p{os.getpid()}"
-        inputs = os.path.join(self.directory, "static_arrays", tag)
-        os.makedirs(inputs, exist_ok=True)
+        inputs = os.path.join(scratch, "in")
+        os.makedirs(inputs)
         args = []
 
         def give(target: str, value, dtype) -> None:
@@ -401,9 +443,9 @@ class _Program:
             if arr.size == 1:
                 args.append(f"{target}={arr.item()!r}")
                 return
-            fname = f"{len(args):04d}.dat"
-            arr.tofile(os.path.join(inputs, fname))
-            args.append(f"{target}={os.path.join('static_arrays', tag, fname)}")
+            fname = os.path.join(inputs, f"{len(args):04d}.dat")
+            arr.tofile(fname)
+            args.append(f"{target}={fname}")
 
         for obj, clone in zip(ordered, self.clones, strict=True):
             for name in _transferable(obj):
@@ -412,25 +454,33 @@ class _Program:
         for name, clone in self.timed.items():
             give(f"{clone.name}.values", namespace[name].values, clone.values.dtype)
         try:
-            self.device.run(directory=self.directory, results_directory=f"results_{tag}",
+            self.device.run(directory=self.directory, results_directory=results,
                             with_output=False, run_args=args)
         except RuntimeError:
             if stop_requested():
                 raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)") from None
             raise
-        finally:
-            shutil.rmtree(inputs, ignore_errors=True)
-        try:
-            for obj, clone in zip(ordered, self.clones, strict=True):
-                for name in _transferable(obj):
-                    obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
-                if _kind(obj) == "monitor":  # appended, as a runtime run would
-                    t = np.asarray(clone.variables["t"].get_value())
-                    old = int(np.asarray(obj.variables["N"].get_value()).item())
-                    obj.resize(old + t.size)
-                    obj.variables["N"].set_value(old + t.size)
-                    obj.variables["t"].get_value()[old:] = t + start
-                    for var in obj.record_variables:
-                        obj.variables[var].get_value()[old:] = clone.variables[var].get_value()
-        finally:
-            shutil.rmtree(self.device.results_dir, ignore_errors=True)
+        for obj, clone in zip(ordered, self.clones, strict=True):
+            for name in _transferable(obj):
+                obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
+            if _kind(obj) == "monitor":  # appended, as a runtime run would
+                t = np.asarray(clone.variables["t"].get_value())
+                old = int(np.asarray(obj.variables["N"].get_value()).item())
+                obj.resize(old + t.size)
+                obj.variables["N"].set_value(old + t.size)
+                obj.variables["t"].get_value()[old:] = t + start
+                for var in obj.record_variables:
+                    obj.variables[var].get_value()[old:] = clone.variables[var].get_value()
+
+
+def _scratch_root() -> str | None:
+    """Where a run's input and result files go: memory (``/dev/shm``) where there is one.
+
+    The files of a run live only while it runs (a recorded trajectory goes out of the
+    forward program and, reversed, into the adjoint program); in memory they cost half
+    what they cost on disk. ``None``: the system's temporary directory.
+    """
+    root = "/dev/shm"
+    if os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK):
+        return root
+    return None

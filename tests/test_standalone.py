@@ -221,3 +221,34 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     np.testing.assert_allclose(t_sa, t_np, rtol=0, atol=1e-12)
     assert end_sa == pytest.approx(end_np, abs=1e-12)
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
+
+
+@pytest.mark.parametrize("threshold, bounded", [(0, True), (2**62, False)],
+                         ids=["collected", "never collected"])
+def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeypatch,
+                                                               threshold, bounded):
+    """The input arrays of past runs (TimedArray objects, reversed trajectories for the
+    adjoint) sit in Brian2's reference cycles until a collection; standalone runs
+    collect once past runs have recorded or read GC_THRESHOLD_BYTES. With a threshold
+    of 0 the objects alive stay those of one gradient; without collections (and the
+    cycle collector off) they pile up, gradient after gradient."""
+    import gc
+
+    from brian2 import StateMonitor, TimedArray
+
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    loss, est = eq.losses.MSE(), eq.Adjoint()
+    est.gradient(net, x, y, loss)  # compiled, cached
+    monkeypatch.setattr(standalone, "GC_THRESHOLD_BYTES", threshold)
+    alive = []
+    gc.disable()
+    try:
+        for _ in range(4):
+            est.gradient(net, x, y, loss)
+            alive.append(sum(isinstance(o, (StateMonitor, TimedArray)) for o in gc.get_objects()))
+    finally:
+        gc.enable()
+    assert (alive[-1] == alive[0]) == bounded, alive
