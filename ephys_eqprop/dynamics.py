@@ -24,6 +24,7 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from .elements.base import check_quantity
 from .errors import CircuitError
+from .standalone import hand_over, recording
 
 __all__ = ["TimeSeries", "Trajectory", "DynamicProblem", "is_waveform", "n_samples", "prepare",
            "repeat", "simulate", "take"]
@@ -539,6 +540,8 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
     elif circ.output is not None:
         monitors[circ.output] = StateMonitor(net.groups[circ.output], "v", record=True,
                                              name="rec*")
+    for mon in monitors.values():  # read once below: a generated run need not copy them in
+        hand_over(mon)
     added.extend(monitors.values())
     local_params = net.local_parameters() if accumulate else []
     for pname in local_params:
@@ -561,17 +564,17 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         if isinstance(key, tuple):
             kind, owner, st = key
             obj = net.synapses[owner] if kind == "branch" else net.groups[owner]
-            rec = np.asarray(getattr(mon, st + "_"))
+            rec = recording(mon, st)
             final = np.asarray(obj.variables[st].get_value())
-            full = np.concatenate([rec.T, final[None]])
+            full = np.concatenate([rec, final[None]])
             if kind == "branch":
                 traj.states[(owner, st)] = full
             else:
                 traj.node_states[(owner, st)] = full
         else:
-            rec = np.asarray(mon.v_)
+            rec = recording(mon, "v")
             final = np.asarray(net.groups[key].variables["v"].get_value())
-            traj.v[key] = np.concatenate([rec.T, final[None]])
+            traj.v[key] = np.concatenate([rec, final[None]])
     _check_states(net, traj, dt)
     _check_not_diverged(net, dt)
     if circ.output is not None and circ.output in traj.v:

@@ -57,6 +57,8 @@ __all__ = [
     "StandaloneFallbackWarning",
     "build_count",
     "cache_directory",
+    "hand_over",
+    "recording",
     "run_network",
     "run_objects",
 ]
@@ -273,8 +275,31 @@ def _run_bytes(objects, namespace) -> int:
     total = sum(v.values.nbytes for v in namespace.values() if isinstance(v, TimedArray))
     for obj in objects:
         if _kind(obj) == "monitor":
-            total += sum(obj.variables[v].get_value().nbytes for v in obj.record_variables)
+            total += sum(recording(obj, v).nbytes for v in obj.record_variables)
     return total
+
+
+# monitor -> {variable: recording}: monitors whose recordings a run hands over as arrays
+_HANDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def hand_over(monitor) -> None:
+    """Let generated runs hand ``monitor``'s recordings over instead of copying them in.
+
+    For the package's own recorders (a forward run's trajectory, read once right after
+    the run): the program's arrays are kept as they come (:func:`recording`) and the
+    runtime monitor stays empty, which saves a copy of the whole trajectory. Runs on
+    a runtime target record into the monitor as usual.
+    """
+    _HANDED[monitor] = {}
+
+
+def recording(monitor, var: str) -> np.ndarray:
+    """What ``monitor`` recorded of ``var`` in its last run, shape (steps, recorded)."""
+    handed = _HANDED.get(monitor)
+    if handed:
+        return handed[var]
+    return np.asarray(monitor.variables[var].get_value())
 
 
 def _collect_garbage() -> None:
@@ -463,7 +488,10 @@ class _Program:
         for obj, clone in zip(ordered, self.clones, strict=True):
             for name in _transferable(obj):
                 obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
-            if _kind(obj) == "monitor":  # appended, as a runtime run would
+            if _kind(obj) == "monitor" and obj in _HANDED:  # the package's own recorders
+                _HANDED[obj] = {var: clone.variables[var].get_value()
+                                for var in obj.record_variables}
+            elif _kind(obj) == "monitor":  # appended, as a runtime run would
                 t = np.asarray(clone.variables["t"].get_value())
                 old = int(np.asarray(obj.variables["N"].get_value()).item())
                 obj.resize(old + t.size)
