@@ -313,7 +313,14 @@ def _collect_garbage() -> None:
     read :data:`GC_THRESHOLD_BYTES` (the memory this can hold back).
     """
     if _GARBAGE["bytes"] >= GC_THRESHOLD_BYTES:
+        # objects frozen by a caller (CircuitNetwork.run freezes what exists before
+        # a run, to keep Brian2's own collection short) include that garbage: thaw them
+        frozen = gc.get_freeze_count() > 0
+        if frozen:
+            gc.unfreeze()
         gc.collect()
+        if frozen:
+            gc.freeze()
         _GARBAGE["bytes"] = 0
 
 

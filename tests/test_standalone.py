@@ -223,15 +223,21 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
 
 
-@pytest.mark.parametrize("threshold, bounded", [(0, True), (2**62, False)],
-                         ids=["collected", "never collected"])
+@pytest.mark.parametrize("threshold, bounded, estimator",
+                         [(0, True, eq.Adjoint()), (0, True, eq.LagrangianEP(beta=1e-2)),
+                          (2**62, False, eq.Adjoint())],
+                         ids=["collected", "collected, runs inside frozen regions",
+                              "never collected"])
 def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeypatch,
-                                                               threshold, bounded):
+                                                               threshold, bounded,
+                                                               estimator):
     """The input arrays of past runs (TimedArray objects, reversed trajectories for the
     adjoint) sit in Brian2's reference cycles until a collection; standalone runs
     collect once past runs have recorded or read GC_THRESHOLD_BYTES. With a threshold
     of 0 the objects alive stay those of one gradient; without collections (and the
-    cycle collector off) they pile up, gradient after gradient."""
+    cycle collector off) they pile up, gradient after gradient. LagrangianEP's runs all
+    start inside CircuitNetwork.run, which freezes the objects that exist before a run:
+    the collection must thaw them to reach the garbage of past gradients."""
     import gc
 
     from brian2 import StateMonitor, TimedArray
@@ -240,7 +246,7 @@ def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeyp
 
     c, x, y = dendrite
     net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
-    loss, est = eq.losses.MSE(), eq.Adjoint()
+    loss, est = eq.losses.MSE(), estimator
     est.gradient(net, x, y, loss)  # compiled, cached
     monkeypatch.setattr(standalone, "GC_THRESHOLD_BYTES", threshold)
     alive = []
