@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import warnings
 
 import numpy as np
@@ -501,17 +500,10 @@ class CircuitNetwork:
             If the run was stopped by Ctrl-C (Brian2 stops a run at the end of
             the current step on the first Ctrl-C; the run's results are incomplete).
         """
-        # Brian2 calls gc.collect() at the start of every run; freezing the objects
-        # that already exist keeps that scan short for the many short runs of training.
-        gc.freeze()
-        try:
-            with self._target(), brian2_run():
-                run_network(self.network, duration, dict(namespace or {}),
-                            standalone=self.standalone, what="A run of this network",
-                            threads=self.threads,
-                            warned=self._fallbacks)
-        finally:
-            gc.unfreeze()
+        with self._target(), brian2_run():
+            run_network(self.network, duration, dict(namespace or {}),
+                        standalone=self.standalone, what="A run of this network",
+                        threads=self.threads, warned=self._fallbacks)
         stopped = stop_requested()
         if Network._globally_stopped or stopped:
             Network._globally_stopped = False

@@ -273,9 +273,9 @@ _GARBAGE = {"bytes": 0}
 def _run_bytes(objects, namespace) -> int:
     """What a run's monitors recorded and its ``TimedArray`` objects hold (bytes)."""
     total = sum(v.values.nbytes for v in namespace.values() if isinstance(v, TimedArray))
-    for obj in objects:
-        if _kind(obj) == "monitor":
-            total += sum(recording(obj, v).nbytes for v in obj.record_variables)
+    for obj in objects:  # (recordings handed over are freed with their reader's arrays)
+        if _kind(obj) == "monitor" and obj not in _HANDED:
+            total += sum(obj.variables[v].get_value().nbytes for v in obj.record_variables)
     return total
 
 
@@ -295,10 +295,13 @@ def hand_over(monitor) -> None:
 
 
 def recording(monitor, var: str) -> np.ndarray:
-    """What ``monitor`` recorded of ``var`` in its last run, shape (steps, recorded)."""
+    """What ``monitor`` recorded of ``var`` in its last run, shape (steps, recorded).
+
+    A recording handed over is given once: the monitor keeps no reference to it.
+    """
     handed = _HANDED.get(monitor)
     if handed:
-        return handed[var]
+        return handed.pop(var)
     return np.asarray(monitor.variables[var].get_value())
 
 
@@ -313,8 +316,8 @@ def _collect_garbage() -> None:
     read :data:`GC_THRESHOLD_BYTES` (the memory this can hold back).
     """
     if _GARBAGE["bytes"] >= GC_THRESHOLD_BYTES:
-        # objects frozen by a caller (CircuitNetwork.run freezes what exists before
-        # a run, to keep Brian2's own collection short) include that garbage: thaw them
+        # objects a caller froze (as runtime runs do, to keep Brian2's own collection
+        # short) would include that garbage: thaw them
         frozen = gc.get_freeze_count() > 0
         if frozen:
             gc.unfreeze()
@@ -345,7 +348,13 @@ def run_network(network, duration, namespace: dict, *, standalone: bool, what: s
                 f"{what} runs on the runtime target, not as generated C++: it contains "
                 f"{kinds} objects (Python code, which a standalone program cannot run).",
                 StandaloneFallbackWarning, stacklevel=4)
-    network.run(duration, namespace=namespace)
+    # Brian2 calls gc.collect() at the start of every run; freezing the objects that
+    # already exist keeps that scan short for the many short runs of training
+    gc.freeze()
+    try:
+        network.run(duration, namespace=namespace)
+    finally:
+        gc.unfreeze()
 
 
 def _transferable(obj) -> list[str]:

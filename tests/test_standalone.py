@@ -3,7 +3,8 @@
 The numpy target is the reference: the same Brian2 objects, stepped from Python with
 numpy code. A generated program evaluates the same expressions in C++ compiled with
 ``-O3 -ffast-math`` (Brian2's defaults), which may reorder floating-point operations,
-so the comparison is to 1e-9 relative (the acceptance bar), not bit for bit.
+so the comparison is to 1e-9 relative (the acceptance bar), not bit for bit. The
+time-varying and HH comparisons also run on Brian2's cython target.
 """
 
 from __future__ import annotations
@@ -53,42 +54,49 @@ def test_ci_compiles_standalone():
     assert eq.targets.cpp_standalone_available(), "CI needs g++ and make"
 
 
+@pytest.mark.parametrize("target", ["cython", "cpp_standalone"])
 @pytest.mark.parametrize("estimator", [eq.Adjoint(), eq.LagrangianEP(beta=1e-2)],
                          ids=["Adjoint", "LagrangianEP"])
-def test_time_varying_gradients_and_trajectories_agree_with_numpy(dendrite, estimator):
+def test_time_varying_gradients_and_trajectories_agree_with_numpy(dendrite, estimator,
+                                                                  target):
     """Gradients, the free run's output trajectory and loss, and the state the run leaves
-    in the (runtime) objects."""
+    in the (runtime) objects, on each compiled target against numpy."""
+    if target == "cython" and not eq.targets.cython_available():
+        pytest.skip("Brian2's cython target needs Cython and a working C compiler")
     c, x, y = dendrite
     loss = eq.losses.MSE()
     nets, grads, infos = {}, {}, {}
-    for target in ("numpy", "cpp_standalone"):
-        nets[target] = c.build(batch=2, dt=0.05 * ms, target=target)
-        grads[target] = estimator.gradient(nets[target], x, y, loss)
-        infos[target] = estimator.info
-    err = rel(grads["numpy"], grads["cpp_standalone"])
-    print(f"{estimator!r}: numpy vs cpp_standalone {err:.1e}")
+    for tgt in ("numpy", target):
+        nets[tgt] = c.build(batch=2, dt=0.05 * ms, target=tgt)
+        grads[tgt] = estimator.gradient(nets[tgt], x, y, loss)
+        infos[tgt] = estimator.info
+    err = rel(grads["numpy"], grads[target])
+    print(f"{estimator!r}: numpy vs {target} {err:.1e}")
     assert err < TOL
-    z_np, z_sa = infos["numpy"].z, infos["cpp_standalone"].z
+    z_np, z_sa = infos["numpy"].z, infos[target].z
     assert z_np.shape == z_sa.shape == (100, 2, 1)
     assert np.max(abs(z_np - z_sa)) <= TOL * np.max(abs(z_np))
-    assert abs(infos["numpy"].loss - infos["cpp_standalone"].loss) <= TOL * infos["numpy"].loss
+    assert abs(infos["numpy"].loss - infos[target].loss) <= TOL * infos["numpy"].loss
     for name in ("h", "y"):
         a = np.asarray(nets["numpy"].voltages(name))
-        b = np.asarray(nets["cpp_standalone"].voltages(name))
+        b = np.asarray(nets[target].voltages(name))
         assert np.max(abs(a - b)) <= TOL * np.max(abs(a))
 
 
-def test_hh_network_gradient_agrees_with_numpy():
+@pytest.mark.parametrize("target", ["cython", "cpp_standalone"])
+def test_hh_network_gradient_agrees_with_numpy(target):
     """Node states (gates), exprel rates, chemical synapses with their own states."""
+    if target == "cython" and not eq.targets.cython_available():
+        pytest.skip("Brian2's cython target needs Cython and a working C compiler")
     task = eq.datasets.hh_task(n_in=2, n_hidden=3, n_train=2, n_val=1, n_test=1,
                                duration=10 * ms)
     loss = eq.losses.MSE()
     grads = {}
-    for target in ("numpy", "cpp_standalone"):
-        net = task.student.build(batch=2, dt=task.dt, target=target)
-        grads[target] = eq.Adjoint().gradient(net, task.x_train, task.y_train, loss)
-    err = rel(grads["numpy"], grads["cpp_standalone"])
-    print(f"HH Adjoint numpy vs cpp_standalone {err:.1e}")
+    for tgt in ("numpy", target):
+        net = task.student.build(batch=2, dt=task.dt, target=tgt)
+        grads[tgt] = eq.Adjoint().gradient(net, task.x_train, task.y_train, loss)
+    err = rel(grads["numpy"], grads[target])
+    print(f"HH Adjoint numpy vs {target} {err:.1e}")
     assert err < TOL
 
 
@@ -223,21 +231,19 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
 
 
-@pytest.mark.parametrize("threshold, bounded, estimator",
-                         [(0, True, eq.Adjoint()), (0, True, eq.LagrangianEP(beta=1e-2)),
-                          (2**62, False, eq.Adjoint())],
-                         ids=["collected", "collected, runs inside frozen regions",
+@pytest.mark.parametrize("threshold, bounded, frozen",
+                         [(0, True, False), (0, True, True), (2**62, False, False)],
+                         ids=["collected", "collected, the caller froze the objects",
                               "never collected"])
 def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeypatch,
-                                                               threshold, bounded,
-                                                               estimator):
+                                                               threshold, bounded, frozen):
     """The input arrays of past runs (TimedArray objects, reversed trajectories for the
     adjoint) sit in Brian2's reference cycles until a collection; standalone runs
     collect once past runs have recorded or read GC_THRESHOLD_BYTES. With a threshold
-    of 0 the objects alive stay those of one gradient; without collections (and the
-    cycle collector off) they pile up, gradient after gradient. LagrangianEP's runs all
-    start inside CircuitNetwork.run, which freezes the objects that exist before a run:
-    the collection must thaw them to reach the garbage of past gradients."""
+    of 0 the objects alive stay those of one gradient, also when the caller froze the
+    objects that existed (gc.freeze, as runtime runs do around Brian2's runs): the
+    collection thaws them. Without collections (and the cycle collector off) they pile
+    up, gradient after gradient."""
     import gc
 
     from brian2 import StateMonitor, TimedArray
@@ -246,14 +252,19 @@ def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeyp
 
     c, x, y = dendrite
     net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
-    loss, est = eq.losses.MSE(), estimator
+    loss, est = eq.losses.MSE(), eq.Adjoint()
     est.gradient(net, x, y, loss)  # compiled, cached
     monkeypatch.setattr(standalone, "GC_THRESHOLD_BYTES", threshold)
     alive = []
     gc.disable()
     try:
         for _ in range(4):
-            est.gradient(net, x, y, loss)
+            if frozen:
+                gc.freeze()
+            try:
+                est.gradient(net, x, y, loss)
+            finally:
+                gc.unfreeze()
             alive.append(sum(isinstance(o, (StateMonitor, TimedArray)) for o in gc.get_objects()))
     finally:
         gc.enable()
