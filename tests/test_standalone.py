@@ -4,7 +4,7 @@ The numpy target is the reference: the same Brian2 objects, stepped from Python 
 numpy code. A generated program evaluates the same expressions in C++ compiled with
 ``-O3 -ffast-math`` (Brian2's defaults), which may reorder floating-point operations,
 so the comparison is to 1e-9 relative (the acceptance bar), not bit for bit. The
-time-varying and HH comparisons also run on Brian2's cython target.
+same comparisons on Brian2's cython target are in tests/test_cython_target.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import target_agreement
 from brian2 import ms
 
 import ephys_eqprop as eq
@@ -33,18 +34,10 @@ def need_compiler():
 
 @pytest.fixture(scope="module")
 def dendrite():
-    """A 4-compartment dendrite with 2-sample multi-sine inputs and targets (100 steps)."""
-    c = eq.datasets.dendrite_circuit(4, seed=0)
-    x = eq.datasets.multisine(2, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=1)
-    y = eq.datasets.multisine(2, tau_omega=1, dt=0.05 * ms, duration=5 * ms, seed=2,
-                              n_channels=1)
-    return c, x, y
+    return target_agreement.dendrite()
 
 
-def rel(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    return max(float(np.max(abs(np.asarray(a[k]) - np.asarray(b[k]))) /
-                     np.max(abs(np.asarray(a[k])))) for k in a)
+rel = target_agreement.rel
 
 
 def test_ci_compiles_standalone():
@@ -54,50 +47,19 @@ def test_ci_compiles_standalone():
     assert eq.targets.cpp_standalone_available(), "CI needs g++ and make"
 
 
-@pytest.mark.parametrize("target", ["cython", "cpp_standalone"])
 @pytest.mark.parametrize("estimator", [eq.Adjoint(), eq.LagrangianEP(beta=1e-2)],
                          ids=["Adjoint", "LagrangianEP"])
-def test_time_varying_gradients_and_trajectories_agree_with_numpy(dendrite, estimator,
-                                                                  target):
+def test_time_varying_gradients_and_trajectories_agree_with_numpy(dendrite, estimator):
     """Gradients, the free run's output trajectory and loss, and the state the run leaves
-    in the (runtime) objects, on each compiled target against numpy."""
-    if target == "cython" and not eq.targets.cython_available():
-        pytest.skip("Brian2's cython target needs Cython and a working C compiler")
-    c, x, y = dendrite
-    loss = eq.losses.MSE()
-    nets, grads, infos = {}, {}, {}
-    for tgt in ("numpy", target):
-        nets[tgt] = c.build(batch=2, dt=0.05 * ms, target=tgt)
-        grads[tgt] = estimator.gradient(nets[tgt], x, y, loss)
-        infos[tgt] = estimator.info
-    err = rel(grads["numpy"], grads[target])
-    print(f"{estimator!r}: numpy vs {target} {err:.1e}")
-    assert err < TOL
-    z_np, z_sa = infos["numpy"].z, infos[target].z
-    assert z_np.shape == z_sa.shape == (100, 2, 1)
-    assert np.max(abs(z_np - z_sa)) <= TOL * np.max(abs(z_np))
-    assert abs(infos["numpy"].loss - infos[target].loss) <= TOL * infos["numpy"].loss
-    for name in ("h", "y"):
-        a = np.asarray(nets["numpy"].voltages(name))
-        b = np.asarray(nets[target].voltages(name))
-        assert np.max(abs(a - b)) <= TOL * np.max(abs(a))
+    in the (runtime) objects."""
+    err = target_agreement.time_varying(dendrite, estimator, "cpp_standalone", TOL)
+    print(f"{estimator!r}: numpy vs cpp_standalone {err:.1e}")
 
 
-@pytest.mark.parametrize("target", ["cython", "cpp_standalone"])
-def test_hh_network_gradient_agrees_with_numpy(target):
+def test_hh_network_gradient_agrees_with_numpy():
     """Node states (gates), exprel rates, chemical synapses with their own states."""
-    if target == "cython" and not eq.targets.cython_available():
-        pytest.skip("Brian2's cython target needs Cython and a working C compiler")
-    task = eq.datasets.hh_task(n_in=2, n_hidden=3, n_train=2, n_val=1, n_test=1,
-                               duration=10 * ms)
-    loss = eq.losses.MSE()
-    grads = {}
-    for tgt in ("numpy", target):
-        net = task.student.build(batch=2, dt=task.dt, target=tgt)
-        grads[tgt] = eq.Adjoint().gradient(net, task.x_train, task.y_train, loss)
-    err = rel(grads["numpy"], grads[target])
-    print(f"HH Adjoint numpy vs {target} {err:.1e}")
-    assert err < TOL
+    err = target_agreement.hh_network("cpp_standalone", TOL)
+    print(f"HH Adjoint numpy vs cpp_standalone {err:.1e}")
 
 
 def test_training_never_recompiles_and_ends_where_numpy_ends(dendrite):
