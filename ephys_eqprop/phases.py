@@ -200,24 +200,32 @@ class _PhaseDriver:
             settle = self.req.settle
             if self.count % settle.check_every and self.count < settle.max_steps:
                 return
-            cur = self._state()
-            max_dv = float(np.max(np.abs(cur - self.prev))) if cur.size else 0.0
-            self.prev = cur
-            if self.net.synaptic_monitors:
-                from .monitors import record_static
-
-                record_static(self.net, self.label, self.count, self.net.local_quantities())
-            if not np.isfinite(max_dv):
-                raise FloatingPointError(
-                    "Node voltages became NaN or infinite during a static phase. Lower "
-                    "Settle(damping=...) or check element parameters (diode V_T, I_s)."
-                )
-            converged = max_dv < float(settle.tol) and self.count % settle.check_every == 0
-            if converged or self.count >= settle.max_steps:
-                self._advance(self._finish(converged, max_dv))
+            result = self._check()
+            if result is not None:
+                self._advance(result)
         except BaseException as ex:  # handed back to run_program, raised there
             self.error, self.program = ex, None
             self.net.network.stop()
+
+    def _check(self) -> PhaseResult | None:
+        """The settle check after ``self.count`` steps: the phase's result if it ended."""
+        settle = self.req.settle
+        cur = self._state()
+        max_dv = float(np.max(np.abs(cur - self.prev))) if cur.size else 0.0
+        self.prev = cur
+        if self.net.synaptic_monitors:
+            from .monitors import record_static
+
+            record_static(self.net, self.label, self.count, self.net.local_quantities())
+        if not np.isfinite(max_dv):
+            raise FloatingPointError(
+                "Node voltages became NaN or infinite during a static phase. Lower "
+                "Settle(damping=...) or check element parameters (diode V_T, I_s)."
+            )
+        converged = max_dv < float(settle.tol) and self.count % settle.check_every == 0
+        if converged or self.count >= settle.max_steps:
+            return self._finish(converged, max_dv)
+        return None
 
     def run(self, program, req):
         self.error, self.value = None, None
@@ -233,6 +241,43 @@ class _PhaseDriver:
         if self.error is not None:
             raise self.error
         return self.value
+
+
+class _ChunkedDriver(_PhaseDriver):
+    """Runs phase programs as Brian2 runs of ``check_every`` steps, checking in between.
+
+    For networks whose runs execute as generated programs (``cpp_standalone``), which
+    cannot call back into Python at every step: each stretch between two settle
+    checks is one run (one program, compiled once for all phases, batches and
+    epochs: only values change between its runs), and the check between them is the
+    one :class:`_PhaseDriver` makes, at the same steps, so both drivers end every
+    phase at the same step with the same state.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.program = None
+
+    def run(self, program, req):
+        from .interrupts import stop_requested
+
+        net = self.net
+        with net.static_objects_only():
+            while True:
+                self._begin(req)
+                settle = req.settle
+                result = None
+                while result is None:
+                    chunk = min(settle.check_every, settle.max_steps - self.count)
+                    net.run(chunk * net.dt)
+                    if stop_requested():
+                        raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)")
+                    self.count += chunk
+                    result = self._check()
+                try:
+                    req = program.send(result)
+                except StopIteration as stop:
+                    return stop.value
 
 
 class _NewtonDriver:
@@ -312,7 +357,8 @@ class _NewtonDriver:
 def run_program(net, program):
     """Run a phase program (a generator of :class:`PhaseRequest`).
 
-    Phases relax the Brian2 objects inside one Brian2 run, or, if the program's first
+    Phases relax the Brian2 objects inside one Brian2 run (on ``cpp_standalone``: one
+    run, a generated program, per ``check_every`` steps), or, if the program's first
     request says ``Settle(method="newton")``, are solved by Newton's method.
 
     Returns
@@ -326,6 +372,8 @@ def run_program(net, program):
         return stop.value
     if isinstance(first, PhaseRequest) and first.settle.method == "newton":
         return _NewtonDriver(net).run(program, first)
+    if net.standalone:  # generated programs: no Python between steps
+        return _ChunkedDriver(net).run(program, first)
     drv = getattr(net, "_phase_driver", None)
     if drv is None:
         drv = net._phase_driver = _PhaseDriver(net)

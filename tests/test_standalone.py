@@ -141,20 +141,39 @@ def test_processes_share_the_compiled_programs(tmp_path):
     assert abs(float(first) - ref) <= 1e-12 * abs(ref)
 
 
-def test_static_phases_fall_back_to_the_runtime_target_with_a_warning(rng):
-    """The settle check of static phases is Python: those runs stay on numpy, said once."""
+def test_static_phases_run_as_generated_programs_and_end_where_numpy_ends(rng):
+    """Relaxation phases on cpp_standalone: one program per stretch between settle
+    checks, compiled once; every phase ends at numpy's step with numpy's estimate
+    (1e-9: same steps and checks, compiled code reorders floating-point operations)."""
+    import warnings
+
     from brian2 import uS, volt
 
     c = eq.layered(2, [3], 1, g_init=5 * uS, rng=rng, differential_outputs=False,
                    doubled_inputs=False)
-    x = rng.uniform(-1, 1, (2, 2)) * volt
-    y = rng.uniform(-0.1, 0.1, (2, 1)) * volt
     loss = eq.losses.MSE(g_nudge=1 * uS)
-    ref = eq.SymmetricEP(beta=1e-3).gradient(c.build(batch=2, target="numpy"), x, y, loss)
-    net = c.build(batch=2, target="cpp_standalone")
-    with pytest.warns(eq.standalone.StandaloneFallbackWarning, match="runtime target"):
-        got = eq.SymmetricEP(beta=1e-3).gradient(net, x, y, loss)
-    assert rel(ref, got) < 1e-12
+    est = {t: eq.SymmetricEP(beta=1e-3) for t in ("numpy", "cpp_standalone")}
+    nets = {t: c.build(batch=2, target=t) for t in est}
+    for k in range(2):  # a second batch: new values, no new program
+        x = rng.uniform(-1, 1, (2, 2)) * volt
+        y = rng.uniform(-0.1, 0.1, (2, 1)) * volt
+        before = eq.standalone.build_count()
+        grads = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", eq.standalone.StandaloneFallbackWarning)
+            for t in est:
+                grads[t] = est[t].gradient(nets[t], x, y, loss)
+        err = rel(grads["numpy"], grads["cpp_standalone"])
+        print(f"static relaxation, numpy vs cpp_standalone: {err:.1e}")
+        assert err < TOL
+        steps = {t: {n: p.report.steps for n, p in est[t].info.phases.items()} for t in est}
+        assert steps["numpy"] == steps["cpp_standalone"], steps
+        assert min(steps["numpy"].values()) > 10  # phases of several checks
+        if k:
+            assert eq.standalone.build_count() == before
+    for name in ("h1", "y"):
+        a, b = (np.asarray(nets[t].voltages(name)) for t in est)
+        assert np.max(abs(a - b)) <= TOL * np.max(abs(a))
 
 
 @pytest.mark.slow
