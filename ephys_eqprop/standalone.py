@@ -24,9 +24,10 @@ which ``TimedArray`` lookups subtract (``ta(t - t_start, i)``); a generated prog
 clock starts at zero on every execution, so the program sees ``t_start = 0 s``.
 
 What cannot be generated runs on the runtime target instead, with a
-:class:`StandaloneFallbackWarning` once per reason and network: Python network operations (the
-settle check of the static phases is one) and objects of kinds this module does not
-know how to recreate.
+:class:`StandaloneFallbackWarning` once per reason and network: a user's Python network
+operations and objects of kinds this module does not know how to recreate. (Static
+relaxation phases, whose settle check is Python, run one program per stretch between
+two checks: :mod:`ephys_eqprop.phases`.)
 """
 
 from __future__ import annotations
