@@ -376,6 +376,7 @@ class _Program:
 
         self.directory = os.path.join(cache_directory(), key)
         self.threads = threads
+        self.steps = int(round(float(duration) / float(ordered[0].clock.dt)))
         self.device = CPPStandaloneDevice()
         old_threads = prefs.devices.cpp_standalone.openmp_threads
         prefs.devices.cpp_standalone.openmp_threads = threads
@@ -461,7 +462,8 @@ class _Program:
         """
         import shutil
 
-        scratch = tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_", dir=_scratch_root())
+        scratch = tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_",
+                                   dir=_scratch_root(self._traffic(ordered, namespace)))
         try:  # Brian2 takes the results folder relative to the project
             results = os.path.relpath(os.path.join(scratch, "out"), self.directory)
         except ValueError:  # another drive (Windows): inside the project
@@ -472,6 +474,15 @@ class _Program:
             self._execute(ordered, namespace, start, scratch, results)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _traffic(self, ordered, namespace) -> int:
+        """Bytes of one execution's files: every value handed in, every result back."""
+        total = sum(namespace[name].values.nbytes for name in self.timed)
+        for obj in ordered:
+            total += 2 * sum(obj.variables[n].get_value().nbytes for n in _transferable(obj))
+            if _kind(obj) == "monitor":
+                total += 8 * self.steps * len(obj.record) * (len(obj.record_variables) + 1)
+        return total
 
     def _execute(self, ordered, namespace, start, scratch, results) -> None:
         from .interrupts import stop_requested
@@ -518,14 +529,21 @@ class _Program:
                     obj.variables[var].get_value()[old:] = clone.variables[var].get_value()
 
 
-def _scratch_root() -> str | None:
-    """Where a run's input and result files go: memory (``/dev/shm``) where there is one.
+def _scratch_root(needed: int) -> str | None:
+    """Where a run's files go: memory (``/dev/shm``) if there is room for ``needed`` bytes.
 
     The files of a run live only while it runs (a recorded trajectory goes out of the
     forward program and, reversed, into the adjoint program); in memory they cost half
-    what they cost on disk. ``None``: the system's temporary directory.
+    what they cost on disk. A container's ``/dev/shm`` may be small (64 MB by default
+    in Docker): the run then uses the system's temporary directory (``None``), as it
+    does where there is no ``/dev/shm``.
     """
     root = "/dev/shm"
-    if os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK):
-        return root
-    return None
+    if not (os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK)):
+        return None
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    return root if free >= 2 * needed + 64 * 2**20 else None

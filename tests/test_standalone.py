@@ -250,3 +250,27 @@ def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeyp
     finally:
         gc.enable()
     assert (alive[-1] == alive[0]) == bounded, alive
+
+
+def test_run_files_go_to_disk_when_shared_memory_is_short(dendrite, monkeypatch):
+    """A run whose files would not fit in /dev/shm (small in containers) writes them to
+    the temporary directory instead; the gradient is the same."""
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    loss, est = eq.losses.MSE(), eq.Adjoint()
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    ref = est.gradient(net, x, y, loss)
+    needed = []
+    real = standalone._scratch_root
+
+    def spy(n):
+        needed.append(n)
+        return real(n)
+
+    monkeypatch.setattr(standalone, "_scratch_root", spy)
+    est.gradient(net, x, y, loss)
+    assert len(needed) == 2 and min(needed) > 0  # forward and adjoint programs
+    assert real(2**62) is None  # no memory holds that much
+    monkeypatch.setattr(standalone, "_scratch_root", lambda n: real(2**62))
+    assert rel(ref, est.gradient(net, x, y, loss)) == 0
