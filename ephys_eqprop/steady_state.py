@@ -3,8 +3,9 @@
 This is the independent reference the Brian2 simulations and the EP estimators
 are checked against: Kirchhoff's current law ``r(v) = 0`` — every element's
 current, the constant currents ``I_ext`` set on node groups, the sources — is
-solved with Newton's method (dense linear algebra, vectorised over the batch),
-and the gradient of the loss at the fixed point follows from the
+solved with Newton's method (dense linear algebra, vectorised over the batch; a
+set of nodes no branch joins to each other, such as a hidden layer, is divided out
+before the rest is factorised), and the gradient of the loss at the fixed point follows from the
 implicit-function theorem::
 
     Hᵀ λ = ∂c/∂v,       dL/dθ = λ · ∂r/∂θ,       H = -∂r/∂v
