@@ -89,6 +89,32 @@ def test_training_never_recompiles_and_ends_where_numpy_ends(dendrite):
     assert rel(params["numpy"], params["cpp_standalone"]) < TOL
 
 
+def test_static_training_with_relaxation_ends_where_numpy_ends(rng):
+    """A static training epoch program (batches, parameter updates and validation between
+    phases) on cpp_standalone: two epochs end at numpy's conductances, and the second
+    epoch builds no program."""
+    from brian2 import uS, volt
+
+    c = eq.layered(2, [3], 1, g_init=5 * uS, rng=rng, differential_outputs=False,
+                   doubled_inputs=False)
+    x = rng.uniform(-1, 1, (6, 2)) * volt
+    y = rng.uniform(-0.1, 0.1, (6, 1)) * volt
+    params, builds = {}, []
+    for target in ("numpy", "cpp_standalone"):
+        net = c.build(batch=2, target=target)
+        tr = eq.Trainer(net, eq.SymmetricEP(beta=1e-2), eq.losses.MSE(g_nudge=1 * uS),
+                        eq.Adam(lr=0.5 * uS), progress=False)
+        for epoch in (1, 2):
+            tr.fit(x[:4], y[:4], epochs=epoch, batch_size=2, validation=(x[4:], y[4:]))
+            builds.append(eq.standalone.build_count())
+        params[target] = net.get_params()
+    assert builds[3] == builds[2]
+    assert rel(c.build(batch=2).get_params(), params["numpy"]) > 1e-2  # it trained
+    err = rel(params["numpy"], params["cpp_standalone"])
+    print(f"static training, numpy vs cpp_standalone conductances: {err:.1e}")
+    assert err < TOL
+
+
 def test_processes_share_the_compiled_programs(tmp_path):
     """The cache is on disk, keyed by the run's structure. Two processes that start at
     once with the same circuit and an empty cache compile it one after the other (a
