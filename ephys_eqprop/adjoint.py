@@ -254,36 +254,39 @@ class AdjointCircuit:
         dt = float(net.dt)
         N = dcdv.shape[0]
         t0 = float(self.network.t)
-        namespace = {"t_start": t0 * second, **FUNCTIONS}
+        # reverse step k reads forward step N - 1 - k: the lookups run backwards through
+        # the forward arrays, which are handed over as they are (no reversed copies)
+        namespace = {"t_start": t0 * second, "t_last": (N - 1) * dt * second, **FUNCTIONS}
+        back = "t_last - (t - t_start)"
         drives = []
 
-        def reversed_in_time(key, arr):
-            """A TimedArray holding ``arr`` (shape (N, size)) from its last step to its first."""
-            namespace[key] = TimedArray(np.ascontiguousarray(arr[::-1]), dt=dt * second,
+        def backwards(key, arr):
+            """The name of a TimedArray of ``arr`` (shape (N, size)), read at ``back``."""
+            namespace[key] = TimedArray(np.ascontiguousarray(arr), dt=dt * second,
                                         name=f"{key}*")
             return key
 
         for name in circ.inputs:
-            k = reversed_in_time(f"ta_in_{name}", traj.v[name][:N])
+            k = backwards(f"ta_in_{name}", traj.v[name][:N])
             drives.append(operation(self.groups[name],
-                                    f"v_f = {k}(t - t_start, i)*volt", when="start",
+                                    f"v_f = {k}({back}, i)*volt", when="start",
                                     name="adj_drive*"))
         for name, spec in circ.nodes.items():
             grp, fwd = self.groups[name], net.groups[name]
             v = traj.v[name]
-            code = [f"v_f = {reversed_in_time(f'ta_v_{name}', v[:N])}(t - t_start, i)*volt"]
+            code = [f"v_f = {backwards(f'ta_v_{name}', v[:N])}({back}, i)*volt"]
             for var in spec.model.state_variables():
-                k = reversed_in_time(f"ta_s_{name}_{var.name}",
+                k = backwards(f"ta_s_{name}_{var.name}",
                                      traj.node_states[(name, var.name)][:N])
-                code.append(f"{var.name}_f = {k}(t - t_start, i)*{_units(var.unit)}")
+                code.append(f"{var.name}_f = {k}({back}, i)*{_units(var.unit)}")
                 grp.variables[f"mu_{var.name}"].set_value(0.0)
             if "I_f" in grp.variables:
                 cap = spec.model.charge_numeric()[1]
                 I_f = cap(v[:N]) * (v[1:N + 1] - v[:N]) / dt
-                code.append(f"I_f = {reversed_in_time(f'ta_I_{name}', I_f)}(t - t_start, i)*amp")
+                code.append(f"I_f = {backwards(f'ta_I_{name}', I_f)}({back}, i)*amp")
             if name == circ.output:
-                k = reversed_in_time("ta_loss", dcdv.reshape(N, -1))
-                code.append(f"I_adj_loss = {k}(t - t_start, i)*amp")
+                k = backwards("ta_loss", dcdv.reshape(N, -1))
+                code.append(f"I_adj_loss = {k}({back}, i)*amp")
             drives.append(operation(grp, "\n".join(code), when="start", name="adj_drive*"))
             grp.variables["lam"].set_value(0.0)
             grp.variables["g_leak"].set_value(fwd.variables["g_leak"].get_value())
@@ -298,9 +301,9 @@ class AdjointCircuit:
             code = []
             for st in conn.element.states:
                 syn.variables[f"mu_{st.name}"].set_value(0.0)
-                k = reversed_in_time(f"ta_b_{conn.ident}_{st.name}",
+                k = backwards(f"ta_b_{conn.ident}_{st.name}",
                                      traj.states[(name, st.name)][:N])
-                code.append(f"{st.name}_f = {k}(t - t_start, k_syn)*{_units(st.quantity)}")
+                code.append(f"{st.name}_f = {k}({back}, k_syn)*{_units(st.quantity)}")
             if code:
                 drives.append(operation(syn, "\n".join(code), when="start", name="adj_drive*"))
         recorders = self._recorders() if net.synaptic_monitors else {}
