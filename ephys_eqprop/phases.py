@@ -259,8 +259,6 @@ class _ChunkedDriver(_PhaseDriver):
         self.program = None
 
     def run(self, program, req):
-        from .interrupts import stop_requested
-
         net = self.net
         with net.static_objects_only():
             while True:
@@ -269,9 +267,7 @@ class _ChunkedDriver(_PhaseDriver):
                 result = None
                 while result is None:
                     chunk = min(settle.check_every, settle.max_steps - self.count)
-                    net.run(chunk * net.dt)
-                    if stop_requested():
-                        raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)")
+                    net.run(chunk * net.dt)  # raises KeyboardInterrupt after a Ctrl-C
                     self.count += chunk
                     result = self._check()
                 try:

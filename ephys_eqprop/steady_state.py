@@ -5,8 +5,8 @@ are checked against: Kirchhoff's current law ``r(v) = 0`` — every element's
 current, the constant currents ``I_ext`` set on node groups, the sources — is
 solved with Newton's method (dense linear algebra, vectorised over the batch; a
 set of nodes no branch joins to each other, such as a hidden layer, is divided out
-before the rest is factorised), and the gradient of the loss at the fixed point follows from the
-implicit-function theorem::
+before the rest is factorised), and the gradient of the loss at the fixed point
+follows from the implicit-function theorem::
 
     Hᵀ λ = ∂c/∂v,       dL/dθ = λ · ∂r/∂θ,       H = -∂r/∂v
 
@@ -158,7 +158,9 @@ class SteadyState:
 
     # ------------------------------------------------------------------ linear solves
     def _elimination_plan(self):
-        """``(E, R)``: node indices solved first (E) and by a Schur complement (R).
+        """``(E, R, ...)``: node indices solved first (E) and by a Schur complement (R).
+
+        The tuple also holds the index grids of the E×R, R×E and R×R blocks.
 
         E is a set of nodes no branch joins to each other, so that the Jacobian's E×E
         block is diagonal for every voltage (node elements couple a node to itself only);

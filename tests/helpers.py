@@ -1,11 +1,24 @@
-"""The test suite's one tolerance helper."""
+"""The test suite's helpers: its one tolerance check, and the CI guard."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 from brian2 import get_dimensions, have_same_dimensions
 
-__all__ = ["assert_quantity_close"]
+__all__ = ["assert_quantity_close", "only_under_ci"]
+
+
+def only_under_ci() -> None:
+    """Skip the calling test unless CI is set (``.ci/run`` sets ``CI=true``).
+
+    For guards that fail in CI where other tests would silently skip (a missing
+    compiler, simulator or reference).
+    """
+    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        pytest.skip("not running under CI (CI is not set)")
 
 
 def assert_quantity_close(actual, desired, *, rtol: float, atol=0, reason: str) -> float:

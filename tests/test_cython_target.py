@@ -7,10 +7,9 @@ file of their own, which a second test worker can take, and the longer ones are 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import target_agreement
+from helpers import only_under_ci
 
 import ephys_eqprop as eq
 
@@ -25,8 +24,7 @@ def cython():
 
 def test_ci_has_cython():
     # .ci/run sets CI=true; there the cython tests must run, not skip.
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytest.skip("not running under CI (CI is not set)")
+    only_under_ci()
     assert eq.targets.cython_available(), "CI needs Cython and a C compiler"
 
 

@@ -8,12 +8,11 @@ central finite differences of the simulated loss.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from brian2 import amp, cm, ms, nA, nS, siemens, uA, ufarad, umetre, uS, volt
 from dynamic_circuits import compare
+from helpers import only_under_ci
 
 import ephys_eqprop as eq
 from ephys_eqprop.dynamics import prepare, simulate
@@ -224,8 +223,7 @@ def test_a_time_step_too_large_for_the_gates_says_which_dt_works():
 def test_ci_never_skips_the_neuron_comparison():
     # .ci/run installs the test extra (NEURON included) and sets CI=true; the validation
     # cases against NEURON must then run, not skip.
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytest.skip("not running under CI (CI is not set)")
+    only_under_ci()
     from ephys_eqprop.validation.neuron_reference import neuron_available
 
     assert neuron_available(), "CI must install NEURON (pip install neuron, in the test extra)"

@@ -8,7 +8,6 @@ ngspice running the exported netlist.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 
@@ -17,7 +16,7 @@ import pytest
 import scipy.linalg
 from brian2 import StateMonitor, amp, kelvin, kohm, ms, mV, nA, nF, second, siemens, uS, us, volt
 from brian2.units.allunits import henry
-from helpers import assert_quantity_close
+from helpers import assert_quantity_close, only_under_ci
 
 import ephys_eqprop as eq
 from ephys_eqprop.elements import BranchElement, Parameter, ShuntElement
@@ -224,8 +223,7 @@ def test_missing_ngspice_is_reported(monkeypatch):
 def test_ci_never_skips_the_ngspice_cross_check():
     # .ci/run installs ngspice and sets CI=true (as CI services do).
     # Outside CI the ngspice tests may skip (with their reason); in CI they must run.
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytest.skip("not running under CI (CI is not set)")
+    only_under_ci()
     assert shutil.which("ngspice"), "CI must install ngspice (apt-get install -y ngspice)"
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import target_agreement
 from brian2 import ms
+from helpers import only_under_ci
 
 import ephys_eqprop as eq
 
@@ -42,8 +43,7 @@ rel = target_agreement.rel
 
 def test_ci_compiles_standalone():
     # .ci/run sets CI=true; there the standalone tests must run, not skip.
-    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-        pytest.skip("not running under CI (CI is not set)")
+    only_under_ci()
     assert eq.targets.cpp_standalone_available(), "CI needs g++ and make"
 
 
