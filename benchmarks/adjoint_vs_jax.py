@@ -161,16 +161,15 @@ def _timings(call, repeats: int, probe=None) -> tuple:
 def _binary_seconds() -> dict:
     """Time the generated programs of this process spent in their last execution.
 
-    Reads Brian2's own timer of each compiled program (``device.timers["run_binary"]``,
-    the wall time of ``./main``) through ephys_eqprop's table of programs, a private
-    detail of :mod:`ephys_eqprop.standalone`: one gradient executes each of its two
-    programs (forward, adjoint) once.
+    Reads the wall time of ``./main`` that each compiled program keeps
+    (``seconds``) through ephys_eqprop's table of programs, a private detail of
+    :mod:`ephys_eqprop.standalone`: one gradient executes each of its two programs
+    (forward, adjoint) once.
     """
     from ephys_eqprop import standalone
 
     programs = getattr(standalone, "_PROGRAMS", {})
-    return {"binary_s": sum(p.device.timers.get("run_binary") or 0.0
-                            for p in programs.values())}
+    return {"binary_s": sum(p.seconds for p in programs.values())}
 
 
 def _program_peak_rss_mb(call) -> float | None:

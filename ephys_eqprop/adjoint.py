@@ -37,16 +37,15 @@ from brian2 import (
     NeuronGroup,
     Quantity,
     Synapses,
-    TimedArray,
     get_dimensions,
     joule,
     second,
 )
 
-from .dynamics import operation
+from .dynamics import RunObjects
 from .errors import CircuitError
 from .expressions import FUNCTIONS, differentiate, is_zero, numpy_function, rename, unit_string
-from .standalone import run_network
+from .standalone import Waveform, run_network
 
 __all__ = ["AdjointCircuit"]
 
@@ -116,6 +115,8 @@ class AdjointCircuit:
             self.synapses[conn.name] = syn
             objects.append(syn)
         self.network = Network(*objects)
+        #: the code runners that drive the adjoint with the forward trajectory (reused)
+        self.run_objects = RunObjects(self.network)
 
     # ------------------------------------------------------------------ construction
     def _node_group(self, name, spec, branch_currents):
@@ -262,15 +263,14 @@ class AdjointCircuit:
 
         def backwards(key, arr):
             """The name of a TimedArray of ``arr`` (shape (N, size)), read at ``back``."""
-            namespace[key] = TimedArray(np.ascontiguousarray(arr), dt=dt * second,
-                                        name=f"{key}*")
+            namespace[key] = Waveform(arr, dt, f"{key}*")
             return key
 
         for name in circ.inputs:
             k = backwards(f"ta_in_{name}", traj.v[name][:N])
-            drives.append(operation(self.groups[name],
-                                    f"v_f = {k}({back}, i)*volt", when="start",
-                                    name="adj_drive*"))
+            drives.append(self.run_objects.operation(self.groups[name],
+                                                     f"v_f = {k}({back}, i)*volt",
+                                                     name="adj_drive*"))
         for name, spec in circ.nodes.items():
             grp, fwd = self.groups[name], net.groups[name]
             v = traj.v[name]
@@ -287,7 +287,7 @@ class AdjointCircuit:
             if name == circ.output:
                 k = backwards("ta_loss", dcdv.reshape(N, -1))
                 code.append(f"I_adj_loss = {k}({back}, i)*amp")
-            drives.append(operation(grp, "\n".join(code), when="start", name="adj_drive*"))
+            drives.append(self.run_objects.operation(grp, "\n".join(code), name="adj_drive*"))
             grp.variables["lam"].set_value(0.0)
             grp.variables["g_leak"].set_value(fwd.variables["g_leak"].get_value())
             for var in spec.model.learnable_variables():
@@ -305,17 +305,18 @@ class AdjointCircuit:
                                      traj.states[(name, st.name)][:N])
                 code.append(f"{st.name}_f = {k}({back}, k_syn)*{_units(st.quantity)}")
             if code:
-                drives.append(operation(syn, "\n".join(code), when="start", name="adj_drive*"))
+                drives.append(self.run_objects.operation(syn, "\n".join(code),
+                                                         name="adj_drive*"))
         recorders = self._recorders() if net.synaptic_monitors else {}
-        self.network.add(*drives, *recorders.values())
+        self.network.add(*recorders.values())
         try:
-            with net._target():
+            with net._target(), self.run_objects.running(drives):
                 run_network(self.network, N * dt * second, namespace,
                             standalone=net.standalone, what="The adjoint run",
                             threads=net.threads,
                             warned=net._fallbacks)
         finally:
-            self.network.remove(*drives, *recorders.values())
+            self.network.remove(*recorders.values())
         if recorders:
             self._record(traj, recorders, N)
         out = {}

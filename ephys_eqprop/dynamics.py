@@ -16,15 +16,16 @@ differentiates.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Quantity, StateMonitor, TimedArray, get_dimensions, second
+from brian2 import Quantity, StateMonitor, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from .elements.base import check_quantity
 from .errors import CircuitError
-from .standalone import hand_over, recording
+from .standalone import Waveform, hand_over, recording
 
 __all__ = ["TimeSeries", "Trajectory", "DynamicProblem", "is_waveform", "n_samples", "prepare",
            "repeat", "simulate", "take"]
@@ -115,6 +116,76 @@ def operation(group, code: str, *, when: str = "start", order: int = -1,
 
     return CodeRunner(group, "stateupdate", code=code, when=when, order=order, name=name,
                       clock=group.clock)
+
+
+class RunObjects:
+    """The code runners and recorders that runs add to a Brian2 network: made once.
+
+    Making a Brian2 object costs about half a millisecond (its name is checked against
+    those of all live objects, and it logs a description of its clock), as much as a
+    short generated run, and every run of the same kind needs the same objects. They
+    are made on first use, added to ``network`` inactive (Brian2 does not let an object
+    that has run leave a network and come back), and switched on for the runs that
+    use them (:meth:`running`). A code runner holds no state between runs; a recorder
+    is emptied once its recording has been read (:meth:`read`), so that it holds no
+    trajectory between runs.
+
+    Parameters
+    ----------
+    network : brian2.Network
+    """
+
+    def __init__(self, network):
+        self.network = network
+        self._made = {}
+
+    def _get(self, key, make):
+        obj = self._made.get(key)
+        if obj is None:
+            obj = self._made[key] = make()
+            obj.active = False
+            self.network.add(obj)
+        return obj
+
+    def operation(self, group, code: str, *, when: str = "start", order: int = -1,
+                  name: str = "operation*"):
+        """:func:`operation` ``(group, code, ...)``, the same object every time."""
+        return self._get(("operation", group.name, code, when, order),
+                         lambda: operation(group, code, when=when, order=order, name=name))
+
+    def monitor(self, source, var: str, *, name: str = "rec*"):
+        """A ``StateMonitor`` of ``var`` (every index) of ``source``, empty."""
+        mon = self._get(("monitor", source.name, var),
+                        lambda: StateMonitor(source, var, record=True, name=name))
+        _empty(mon)  # (a run stopped by an error or Ctrl-C leaves a partial recording)
+        return mon
+
+    @staticmethod
+    @contextlib.contextmanager
+    def running(objects):
+        """Switch ``objects`` on for the ``with`` block (and off after it)."""
+        for obj in objects:
+            obj.active = True
+        try:
+            yield
+        finally:
+            for obj in objects:
+                obj.active = False
+
+    @staticmethod
+    def read(mon, var: str, final: np.ndarray) -> np.ndarray:
+        """What ``mon`` recorded of ``var`` in its last run followed by ``final`` (a new
+        array, shape (steps + 1, recorded)); then ``mon`` is emptied."""
+        out = np.concatenate([recording(mon, var), np.asarray(final)[None]])
+        _empty(mon)
+        return out
+
+
+def _empty(mon) -> None:
+    """Drop what a ``StateMonitor`` has recorded (as if it were new)."""
+    if int(np.asarray(mon.variables["N"].get_value()).item()):
+        mon.resize(0)
+        mon.variables["N"].set_value(0)
 
 
 def _steps_per_sample(series: TimeSeries, dt: float, what: str) -> int:
@@ -492,6 +563,7 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
     net.set_relax(False)
     t0 = float(net.network.t)
     ns = {"t_start": t0 * second}
+    made = net.run_objects
     added = []
     # inputs (their values at t = 0 set first: branch states may start from them)
     off = 0
@@ -501,18 +573,18 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         net.groups[name].variables["v"].set_value(cols[:, 0].ravel())
         arr = np.transpose(cols, (1, 0, 2)).reshape(cols.shape[1], -1)
         key = f"ta_x_{name}"
-        ns[key] = TimedArray(arr * 1.0, dt=prob.x_dt * second, name=f"{key}*")
+        ns[key] = Waveform(arr, prob.x_dt, f"{key}*")
         grp = net.groups[name]
-        added.append(operation(grp, f"v = {key}(t - t_start, i)*volt", when="start",
-                                       name=f"drive_{name}*"))
+        added.append(made.operation(grp, f"v = {key}(t - t_start, i)*volt",
+                                    name=f"drive_{name}*"))
     for name, wave in prob.currents.items():  # current clamps
         spec = circ.currents[name]
         key = f"ta_i_{name}"
         arr = np.transpose(wave, (1, 0, 2)).reshape(wave.shape[1], -1)
-        ns[key] = TimedArray(arr * 1.0, dt=prob.current_dt[name] * second, name=f"{key}*")
-        added.append(operation(net.groups[spec.target],
-                               f"{spec.variable} = {key}(t - t_start, i)*amp", when="start",
-                               name=f"drive_{name}*"))
+        ns[key] = Waveform(arr, prob.current_dt[name], f"{key}*")
+        added.append(made.operation(net.groups[spec.target],
+                                    f"{spec.variable} = {key}(t - t_start, i)*amp",
+                                    name=f"drive_{name}*"))
     net.reset_state()
     # loss: targets, window and nudge strength
     if loss is not None:
@@ -521,12 +593,12 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         loss.set_beta(net, beta)
         if prob.y is not None:
             arr = np.transpose(prob.y, (1, 0, 2)).reshape(prob.y.shape[1], -1)
-            ns["ta_y"] = TimedArray(arr, dt=prob.y_dt * second, name="ta_y*")
+            ns["ta_y"] = Waveform(arr, prob.y_dt, "ta_y*")
             unit = "" if loss._y_unit == "1" else f"*{loss._y_unit}"
-            ns["ta_m"] = TimedArray(prob.mask, dt=dt * second, name="ta_m*")
-            added.append(operation(R, "m = ta_m(t - t_start)\n"
-                                         f"y = ta_y(t - t_start, i){unit}", when="start",
-                                         name="drive_targets*"))
+            ns["ta_m"] = Waveform(prob.mask, dt, "ta_m*")
+            added.append(made.operation(R, "m = ta_m(t - t_start)\n"
+                                           f"y = ta_y(t - t_start, i){unit}",
+                                        name="drive_targets*"))
     elif beta != 0:
         raise ValueError("A nudge (beta != 0) needs a loss.")
     # recording
@@ -534,18 +606,16 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
     monitored = bool(getattr(net, "synaptic_monitors", None))
     if record or monitored:
         for name in list(circ.inputs) + list(circ.nodes):
-            monitors[name] = StateMonitor(net.groups[name], "v", record=True, name="rec*")
+            monitors[name] = made.monitor(net.groups[name], "v")
         for name, conn in circ.connections.items():
             for st in conn.element.states:
-                monitors[("branch", name, st.name)] = StateMonitor(
-                    net.synapses[name], st.name, record=True, name="rec*")
+                monitors[("branch", name, st.name)] = made.monitor(net.synapses[name],
+                                                                   st.name)
         for name, spec in circ.nodes.items():
             for var in spec.model.state_variables():
-                monitors[("node", name, var.name)] = StateMonitor(
-                    net.groups[name], var.name, record=True, name="rec*")
+                monitors[("node", name, var.name)] = made.monitor(net.groups[name], var.name)
     elif circ.output is not None:
-        monitors[circ.output] = StateMonitor(net.groups[circ.output], "v", record=True,
-                                             name="rec*")
+        monitors[circ.output] = made.monitor(net.groups[circ.output], "v")
     for mon in monitors.values():  # read once below: a generated run need not copy them in
         hand_over(mon)
     added.extend(monitors.values())
@@ -554,14 +624,13 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         spec = net.params[pname]
         owner = net.synapses[spec.owner] if spec.kind == "connection" else net.groups[spec.owner]
         owner.variables[f"int_dE_d{spec.variable}"].get_value()[:] = 0.0
-        added.append(operation(owner, f"int_dE_d{spec.variable} += dt*dE_d{spec.variable}",
-                               order=0, name="accumulate*"))
+        added.append(made.operation(owner, f"int_dE_d{spec.variable} += dt*dE_d{spec.variable}",
+                                    order=0, name="accumulate*"))
     net.own(*added)
-    net.network.add(*added)
     try:
-        net.run(N * dt * second, namespace=ns)
+        with made.running(added):
+            net.run(N * dt * second, namespace=ns)
     finally:
-        net.network.remove(*added)
         if loss is not None:
             loss.set_beta(net, 0.0)
             net._loss_objects[0].variables["m"].set_value(1.0)
@@ -570,17 +639,13 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         if isinstance(key, tuple):
             kind, owner, st = key
             obj = net.synapses[owner] if kind == "branch" else net.groups[owner]
-            rec = recording(mon, st)
-            final = np.asarray(obj.variables[st].get_value())
-            full = np.concatenate([rec, final[None]])
+            full = made.read(mon, st, obj.variables[st].get_value())
             if kind == "branch":
                 traj.states[(owner, st)] = full
             else:
                 traj.node_states[(owner, st)] = full
         else:
-            rec = recording(mon, "v")
-            final = np.asarray(net.groups[key].variables["v"].get_value())
-            traj.v[key] = np.concatenate([rec, final[None]])
+            traj.v[key] = made.read(mon, "v", net.groups[key].variables["v"].get_value())
     _check_states(net, traj, dt)
     _check_not_diverged(net, dt)
     if circ.output is not None and circ.output in traj.v:

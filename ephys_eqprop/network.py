@@ -19,6 +19,7 @@ from brian2 import (
 )
 from brian2.units.fundamentalunits import have_same_dimensions
 
+from .dynamics import RunObjects
 from .elements.base import check_sign
 from .errors import CircuitError, StaticPhaseWarning
 from .expressions import numpy_function, unit_string
@@ -123,6 +124,8 @@ class CircuitNetwork:
                 objects.append(syn)
         self.network = Network(*objects)
         self._own_ids = {id(o) for o in objects}
+        #: the code runners and recorders time-varying runs add (made once, reused)
+        self.run_objects = RunObjects(self.network)
         self._update_G_tot()
         self.reset_state()
 

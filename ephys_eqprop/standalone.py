@@ -6,9 +6,9 @@ as on every other target. What changes is how a run is executed: instead of step
 the objects from Python, :func:`run_objects` generates a C++ program for the same
 objects (same equations, same schedule, same code strings), compiles it once, and for
 every later run with the same structure only executes it, handing it the current value
-of every variable and every ``TimedArray`` through Brian2's ``run_args``
-(``device.run(run_args=...)``) and copying the final values and every monitor's
-recording back into the runtime objects.
+of every variable and every ``TimedArray`` as Brian2's ``run_args`` (the
+command-line arguments of ``device.run(run_args=...)``) and copying the final values
+and every monitor's recording back into the runtime objects.
 
 The *structure* of a run is everything that is compiled into the program: the objects'
 equations, code, sizes, schedule, clocks, the shapes of the ``TimedArray`` objects, the
@@ -51,11 +51,13 @@ from brian2 import (
 )
 from brian2.core.functions import Function
 from brian2.groups.group import CodeRunner
+from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.utils.filelock import FileLock
 
 __all__ = [
     "RUN_START",
     "StandaloneFallbackWarning",
+    "Waveform",
     "build_count",
     "cache_directory",
     "hand_over",
@@ -73,6 +75,50 @@ _BUILDS = {"count": 0}
 
 class StandaloneFallbackWarning(RuntimeWarning):
     """A run of a ``cpp_standalone`` network went to the runtime target instead."""
+
+
+class Waveform:
+    """Values that a run's code reads as a ``TimedArray``: ``name(t)`` or ``name(t, i)``.
+
+    A ``TimedArray`` is made only where a run executes on a runtime target
+    (:func:`run_network`); a generated program receives the values themselves. Making
+    one costs a quarter of a millisecond, and keeps its values in a reference cycle
+    (with its own implementations) until the cycle collector runs; a run's waveforms
+    are a recorded trajectory, for the adjoint.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (steps,) or (steps, size)
+        Plain values (in the SI unit of ``dim``).
+    dt : float
+        Time between rows (second).
+    name : str
+        Name of the ``TimedArray`` on a runtime target (Brian2's ``*`` suffix allowed).
+    dim : Dimension, optional
+        Dimensions of the values (default: dimensionless).
+    """
+
+    __slots__ = ("dim", "dt", "name", "values")
+
+    def __init__(self, values, dt: float, name: str, dim=DIMENSIONLESS):
+        self.values = np.ascontiguousarray(values, dtype=float)
+        self.dt = float(dt)
+        self.name = name
+        self.dim = dim
+
+    def timed_array(self) -> TimedArray:
+        """The Brian2 ``TimedArray`` of these values."""
+        return TimedArray(Quantity(self.values, dim=self.dim), dt=self.dt * second,
+                          name=self.name)
+
+
+def _timed(val) -> bool:
+    return isinstance(val, (TimedArray, Waveform))
+
+
+def runtime_namespace(namespace: dict) -> dict:
+    """``namespace`` with every :class:`Waveform` made into a ``TimedArray``."""
+    return {k: v.timed_array() if isinstance(v, Waveform) else v for k, v in namespace.items()}
 
 
 def cache_directory() -> str:
@@ -192,7 +238,7 @@ def _namespace_key(namespace: dict) -> tuple:
         val = namespace[key]
         if key == RUN_START:
             items.append((key, "run start"))
-        elif isinstance(val, TimedArray):
+        elif _timed(val):
             items.append((key, "TimedArray", val.values.shape, str(val.values.dtype),
                           repr(val.dim), float(val.dt)))
         elif isinstance(val, Function):
@@ -272,7 +318,10 @@ _GARBAGE = {"bytes": 0}
 
 
 def _run_bytes(objects, namespace) -> int:
-    """What a run's monitors recorded and its ``TimedArray`` objects hold (bytes)."""
+    """What a run's monitors recorded and its ``TimedArray`` objects hold (bytes).
+
+    (:class:`Waveform` values are not in reference cycles: they are not counted.)
+    """
     total = sum(v.values.nbytes for v in namespace.values() if isinstance(v, TimedArray))
     for obj in objects:  # (recordings handed over are freed with their reader's arrays)
         if _kind(obj) == "monitor" and obj not in _HANDED:
@@ -309,12 +358,13 @@ def recording(monitor, var: str) -> np.ndarray:
 def _collect_garbage() -> None:
     """Collect reference cycles once past runs may have left enough memory in them.
 
-    Brian2 objects sit in reference cycles, so a run's monitors and ``TimedArray``
-    objects (whole trajectories, for the adjoint) outlive it until the cycle collector
-    runs; Brian2's ``Network.run`` collects before every run. A full collection costs
-    some 30 ms in a process that has imported Brian2 and sympy, more than a short
-    program takes, so it runs only once the runs since the last one have recorded or
-    read :data:`GC_THRESHOLD_BYTES` (the memory this can hold back).
+    Brian2 objects sit in reference cycles, so monitors and ``TimedArray`` objects made
+    for one run (a user's; the package's own runs reuse theirs and pass
+    :class:`Waveform` values) outlive it until the cycle collector runs; Brian2's
+    ``Network.run`` collects before every run. A full collection costs 30 to 120 ms in
+    a process that has imported Brian2 and sympy, more than a short program takes, so
+    it runs only once the runs since the last one have recorded or read
+    :data:`GC_THRESHOLD_BYTES` (the memory this can hold back).
     """
     if _GARBAGE["bytes"] >= GC_THRESHOLD_BYTES:
         # objects a caller froze (as runtime runs do, to keep Brian2's own collection
@@ -349,6 +399,7 @@ def run_network(network, duration, namespace: dict, *, standalone: bool, what: s
                 f"{what} runs on the runtime target, not as generated C++: it contains "
                 f"{kinds} objects (Python code, which a standalone program cannot run).",
                 StandaloneFallbackWarning, stacklevel=4)
+    namespace = runtime_namespace(namespace)
     # Brian2 calls gc.collect() at the start of every run; freezing the objects that
     # already exist keeps that scan short for the many short runs of training
     gc.freeze()
@@ -376,6 +427,8 @@ class _Program:
 
         self.directory = os.path.join(cache_directory(), key)
         self.threads = threads
+        #: wall time of the last execution of the compiled program (second)
+        self.seconds = 0.0
         self.steps = int(round(float(duration) / float(ordered[0].clock.dt)))
         self.device = CPPStandaloneDevice()
         old_threads = prefs.devices.cpp_standalone.openmp_threads
@@ -388,7 +441,7 @@ class _Program:
             for name, val in namespace.items():
                 if name == RUN_START:
                     ns[name] = 0 * second
-                elif isinstance(val, TimedArray):
+                elif _timed(val):
                     clone = TimedArray(Quantity(val.values, dim=val.dim), dt=val.dt * second,
                                        name=f"ta_{len(self.timed):03d}")
                     self.timed[name] = clone
@@ -464,14 +517,8 @@ class _Program:
 
         scratch = tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_",
                                    dir=_scratch_root(self._traffic(ordered, namespace)))
-        try:  # Brian2 takes the results folder relative to the project
-            results = os.path.relpath(os.path.join(scratch, "out"), self.directory)
-        except ValueError:  # another drive (Windows): inside the project
-            os.rmdir(scratch)
-            scratch = tempfile.mkdtemp(prefix=f"p{os.getpid()}_", dir=self.directory)
-            results = os.path.relpath(os.path.join(scratch, "out"), self.directory)
         try:
-            self._execute(ordered, namespace, start, scratch, results)
+            self._execute(ordered, namespace, start, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -484,11 +531,43 @@ class _Program:
                 total += 8 * self.steps * len(obj.record) * (len(obj.record_variables) + 1)
         return total
 
-    def _execute(self, ordered, namespace, start, scratch, results) -> None:
+    def _command(self, args: list, results: str) -> tuple[list, dict]:
+        """The command line and environment of one execution of the compiled program.
+
+        As Brian2's ``device.run`` starts it: ``prefs.devices.cpp_standalone.run_cmd_unix``
+        (``./main`` by default; ``main`` on Windows) with ``--results_dir`` and the
+        ``run_args``, in the project directory, with the environment variables of
+        ``prefs.devices.cpp_standalone.run_environment_variables`` and the device's own.
+        """
+        from brian2 import prefs
+
+        if os.name == "nt":
+            cmd = [os.path.join(self.directory, "main")]
+        else:
+            cmd = prefs.devices.cpp_standalone.run_cmd_unix
+            cmd = [cmd] if isinstance(cmd, str) else list(cmd)
+        env = dict(os.environ)
+        env.update(prefs["devices.cpp_standalone.run_environment_variables"])
+        env.update(self.device.run_environment_variables)
+        return [*cmd, "--results_dir", os.path.join(results, ""), *args], env
+
+    def _execute(self, ordered, namespace, start, scratch) -> None:
+        """One execution: values to files, the program, its result files back.
+
+        The program is started directly rather than through ``device.run``, which for
+        every execution also matches each argument against every array it caches, and
+        afterwards reads every state variable from disk to check it for NaN; the
+        results read here are checked by the callers (``_check_not_diverged``).
+        """
+        import subprocess
+        import time
+
         from .interrupts import stop_requested
 
         inputs = os.path.join(scratch, "in")
+        results = os.path.join(scratch, "out")
         os.makedirs(inputs)
+        os.makedirs(results)
         args = []
 
         def give(target: str, value, dtype) -> None:
@@ -506,27 +585,43 @@ class _Program:
                      clone.variables[name].dtype)
         for name, clone in self.timed.items():
             give(f"{clone.name}.values", namespace[name].values, clone.values.dtype)
-        try:
-            self.device.run(directory=self.directory, results_directory=results,
-                            with_output=False, run_args=args)
-        except RuntimeError:
-            if stop_requested():
-                raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)") from None
-            raise
+        cmd, env = self._command(args, results)
+        t0 = time.perf_counter()
+        with open(os.path.join(scratch, "stdout.txt"), "w+") as out:
+            code = subprocess.call(cmd, cwd=self.directory, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+            self.seconds = time.perf_counter() - t0
+            if code:
+                if stop_requested():
+                    raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)")
+                out.seek(0)
+                text = out.read()[-2000:]
+                raise RuntimeError(
+                    f"The generated program in {self.directory} failed (exit status "
+                    f"{code}){': ' + text if text.strip() else ''}")
+
+        def result(var, rows: int | None = None) -> np.ndarray:
+            data = np.fromfile(os.path.join(results, self.device.get_array_filename(var)),
+                               dtype=var.dtype)
+            return data if rows is None else data.reshape(rows, -1)
+
         for obj, clone in zip(ordered, self.clones, strict=True):
             for name in _transferable(obj):
-                obj.variables[name].set_value(np.asarray(clone.variables[name].get_value()))
-            if _kind(obj) == "monitor" and obj in _HANDED:  # the package's own recorders
-                _HANDED[obj] = {var: clone.variables[var].get_value()
-                                for var in obj.record_variables}
-            elif _kind(obj) == "monitor":  # appended, as a runtime run would
-                t = np.asarray(clone.variables["t"].get_value())
+                obj.variables[name].set_value(result(clone.variables[name]))
+            if _kind(obj) != "monitor":
+                continue
+            t = result(clone.variables["t"])
+            recorded = {var: result(clone.variables[var], t.size)
+                        for var in obj.record_variables}
+            if obj in _HANDED:  # the package's own recorders
+                _HANDED[obj] = recorded
+            else:  # appended, as a runtime run would
                 old = int(np.asarray(obj.variables["N"].get_value()).item())
                 obj.resize(old + t.size)
                 obj.variables["N"].set_value(old + t.size)
                 obj.variables["t"].get_value()[old:] = t + start
-                for var in obj.record_variables:
-                    obj.variables[var].get_value()[old:] = clone.variables[var].get_value()
+                for var, values in recorded.items():
+                    obj.variables[var].get_value()[old:] = values
 
 
 def _scratch_root(needed: int) -> str | None:

@@ -238,43 +238,79 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
 
 
-@pytest.mark.parametrize("threshold, bounded, frozen",
-                         [(0, True, False), (0, True, True), (2**62, False, False)],
-                         ids=["collected", "collected, the caller froze the objects",
-                              "never collected"])
-def test_past_runs_recordings_are_collected_past_the_threshold(dendrite, monkeypatch,
-                                                               threshold, bounded, frozen):
-    """The input arrays of past runs (TimedArray objects, reversed trajectories for the
-    adjoint) sit in Brian2's reference cycles until a collection; standalone runs
-    collect once past runs have recorded or read GC_THRESHOLD_BYTES. With a threshold
-    of 0 the objects alive stay those of one gradient, also when the caller froze the
-    objects that existed (gc.freeze, as runtime runs do around Brian2's runs): the
-    collection thaws them. Without collections (and the cycle collector off) they pile
-    up, gradient after gradient."""
+def _alive(make_garbage, rounds: int = 4, frozen: bool = False) -> list:
+    """Brian2 monitors and TimedArray objects alive after each of ``rounds`` calls of
+    ``make_garbage()``, with the cycle collector off (the caller may freeze the objects
+    that exist before each call, as runtime runs do around Brian2's runs)."""
     import gc
 
     from brian2 import StateMonitor, TimedArray
 
+    alive = []
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            if frozen:
+                gc.freeze()
+            try:
+                make_garbage()
+            finally:
+                gc.unfreeze()
+            # (type, not isinstance: a weak proxy to a dead object cannot be asked)
+            alive.append(sum(type(o) in (StateMonitor, TimedArray) for o in gc.get_objects()))
+    finally:
+        gc.enable()
+    return alive
+
+
+def test_the_package_runs_leave_nothing_for_the_cycle_collector(dendrite, monkeypatch):
+    """Gradients (here with a SynapticMonitor attached, so that the adjoint run also
+    records) leave no Brian2 objects in reference cycles: their code runners and
+    recorders are made once and reused, their waveforms are plain arrays (Waveform),
+    and what a generated program's clones hold is not re-made per run."""
     from ephys_eqprop import standalone
 
     c, x, y = dendrite
     net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    eq.SynapticMonitor(net, "h->h")
     loss, est = eq.losses.MSE(), eq.Adjoint()
     est.gradient(net, x, y, loss)  # compiled, cached
+    monkeypatch.setattr(standalone, "GC_THRESHOLD_BYTES", 2**62)  # never collect
+    alive = _alive(lambda: est.gradient(net, x, y, loss))
+    assert alive[-1] == alive[0], alive
+
+
+@pytest.mark.parametrize("threshold, bounded, frozen",
+                         [(0, True, False), (0, True, True), (2**62, False, False)],
+                         ids=["collected", "collected, the caller froze the objects",
+                              "never collected"])
+def test_past_runs_timed_arrays_are_collected_past_the_threshold(dendrite, monkeypatch,
+                                                                 threshold, bounded, frozen):
+    """A user's TimedArray made for one run sits in a reference cycle (with its own
+    implementations) until a collection; standalone runs collect once past runs have
+    read GC_THRESHOLD_BYTES. With a threshold of 0 the objects alive stay those of one
+    run, also when the caller froze the objects that existed: the collection thaws
+    them. Without collections they pile up, run after run."""
+    from brian2 import TimedArray, volt
+    from brian2.groups.group import CodeRunner
+
+    from ephys_eqprop import standalone
+
+    c, _, _ = dendrite
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    x = net.groups["x"]
+    net.network.add(CodeRunner(x, "stateupdate", code="v = ta_user(t - t_start, i)",
+                               when="start", clock=x.clock))
+
+    def run():
+        values = np.ones((20, len(x))) * 0.1 * volt
+        net.run(1 * ms, namespace={"ta_user": TimedArray(values, dt=0.05 * ms),
+                                   "t_start": net.network.t})
+
+    run()  # compiled, cached
+    np.testing.assert_allclose(np.asarray(x.variables["v"].get_value()), 0.1)
     monkeypatch.setattr(standalone, "GC_THRESHOLD_BYTES", threshold)
-    alive = []
-    gc.disable()
-    try:
-        for _ in range(4):
-            if frozen:
-                gc.freeze()
-            try:
-                est.gradient(net, x, y, loss)
-            finally:
-                gc.unfreeze()
-            alive.append(sum(isinstance(o, (StateMonitor, TimedArray)) for o in gc.get_objects()))
-    finally:
-        gc.enable()
+    alive = _alive(run, frozen=frozen)
     assert (alive[-1] == alive[0]) == bounded, alive
 
 
