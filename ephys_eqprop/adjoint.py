@@ -267,21 +267,21 @@ class AdjointCircuit:
             return key
 
         for name in circ.inputs:
-            k = backwards(f"ta_in_{name}", traj.v[name][:N])
+            k = backwards(f"ta_in_{name}", traj.v.steps(name))
             drives.append(self.run_objects.operation(self.groups[name],
                                                      f"v_f = {k}({back}, i)*volt",
                                                      name="adj_drive*"))
         for name, spec in circ.nodes.items():
             grp, fwd = self.groups[name], net.groups[name]
-            v = traj.v[name]
-            code = [f"v_f = {backwards(f'ta_v_{name}', v[:N])}({back}, i)*volt"]
+            code = [f"v_f = {backwards(f'ta_v_{name}', traj.v.steps(name))}({back}, i)*volt"]
             for var in spec.model.state_variables():
                 k = backwards(f"ta_s_{name}_{var.name}",
-                                     traj.node_states[(name, var.name)][:N])
+                              traj.node_states.steps((name, var.name)))
                 code.append(f"{var.name}_f = {k}({back}, i)*{_units(var.unit)}")
                 grp.variables[f"mu_{var.name}"].set_value(0.0)
             if "I_f" in grp.variables:
                 cap = spec.model.charge_numeric()[1]
+                v = traj.v[name]
                 I_f = cap(v[:N]) * (v[1:N + 1] - v[:N]) / dt
                 code.append(f"I_f = {backwards(f'ta_I_{name}', I_f)}({back}, i)*amp")
             if name == circ.output:
@@ -302,7 +302,7 @@ class AdjointCircuit:
             for st in conn.element.states:
                 syn.variables[f"mu_{st.name}"].set_value(0.0)
                 k = backwards(f"ta_b_{conn.ident}_{st.name}",
-                                     traj.states[(name, st.name)][:N])
+                              traj.states.steps((name, st.name)))
                 code.append(f"{st.name}_f = {k}({back}, k_syn)*{_units(st.quantity)}")
             if code:
                 drives.append(self.run_objects.operation(syn, "\n".join(code),
@@ -368,14 +368,14 @@ class AdjointCircuit:
                 el = conn.element
                 i, j = net._syn_index[pname]
                 size = i.size
-                args = {"v_f_pre": traj.v[conn.pre][:N][:, i],
-                        "v_f_post": traj.v[conn.post][:N][:, j],
+                args = {"v_f_pre": traj.v.steps(conn.pre)[:, i],
+                        "v_f_post": traj.v.steps(conn.post)[:, j],
                         "nu_post": nu[conn.post][:, j],
                         "nu_pre": nu[conn.pre][:, i] if conn.pre in nu else np.zeros(1),
                         el.learnable: np.asarray(net.synapses[pname].variables[el.learnable]
                                                  .get_value())}
                 for st in el.states:
-                    args[f"{st.name}_f"] = traj.states[(pname, st.name)][:N]
+                    args[f"{st.name}_f"] = traj.states.steps((pname, st.name))
                     args[f"mu_{st.name}"] = reverse(getattr(recorders[("branch", pname)],
                                                             f"mu_{st.name}_"))
                 consts = {f"p_{k}": float(np.asarray(v)) for k, v in el.values.items()}
@@ -383,12 +383,12 @@ class AdjointCircuit:
                 model = circ.nodes[spec.owner].model
                 grp = net.groups[spec.owner]
                 size = circ.nodes[spec.owner].n * net.batch
-                args = {"v_f": traj.v[spec.owner][:N], "nu": nu[spec.owner]}
+                args = {"v_f": traj.v.steps(spec.owner), "nu": nu[spec.owner]}
                 learn = [v.name for v in model.learnable_variables()]
                 for n_ in learn:
                     args[n_] = np.asarray(grp.variables[n_].get_value())
                 for v in model.state_variables():
-                    args[f"{v.name}_f"] = traj.node_states[(spec.owner, v.name)][:N]
+                    args[f"{v.name}_f"] = traj.node_states.steps((spec.owner, v.name))
                     args[f"mu_{v.name}"] = reverse(getattr(recorders[("node", spec.owner)],
                                                            f"mu_{v.name}_"))
                 consts = {k: val for k, val in model.constants().items() if k not in learn}
@@ -409,7 +409,7 @@ class AdjointCircuit:
                 continue
             consts = {k: v for k, v in model.constants().items() if k not in learn}
             grp, fwd = self.groups[name], net.groups[name]
-            v0 = traj.v[name][0]
+            v0 = traj.v.steps(name)[0]
             args = [np.asarray(fwd.variables[p].get_value()) for p in learn]
             for var, _, init, _ in model.state_equations():
                 if init is None:
@@ -438,5 +438,5 @@ class AdjointCircuit:
                                    what=f"∂{st.name}(0)/∂{theta}")
                 mu = np.asarray(self.synapses[name].variables[f"mu_{st.name}"].get_value())
                 g = np.asarray(net.synapses[name].variables[theta].get_value())
-                term = mu * f(traj.v[conn.pre][0][i], traj.v[conn.post][0][j], g)
+                term = mu * f(traj.v.steps(conn.pre)[0][i], traj.v.steps(conn.post)[0][j], g)
                 out[name] = out[name] + term.reshape(net.batch, -1).sum(axis=0)

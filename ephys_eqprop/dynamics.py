@@ -17,6 +17,7 @@ differentiates.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -173,10 +174,10 @@ class RunObjects:
                 obj.active = False
 
     @staticmethod
-    def read(mon, var: str, final: np.ndarray) -> np.ndarray:
-        """What ``mon`` recorded of ``var`` in its last run followed by ``final`` (a new
-        array, shape (steps + 1, recorded)); then ``mon`` is emptied."""
-        out = np.concatenate([recording(mon, var), np.asarray(final)[None]])
+    def read(mon, var: str) -> np.ndarray:
+        """What ``mon`` recorded of ``var`` in its last run (an array of the caller's,
+        shape (steps, recorded)); then ``mon`` is emptied."""
+        out = recording(mon, var)
         _empty(mon)
         return out
 
@@ -413,18 +414,73 @@ def prepare(net, x, y=None, loss=None) -> DynamicProblem:
     return DynamicProblem(src, x_dt, y_arr, y_dt, n_steps, mask, w, waves, wave_dt)
 
 
+class Recordings(MutableMapping):
+    """Recorded arrays by key, shape (N + 1, size): the N recorded steps, then the state
+    at the end of the run.
+
+    A run adds each recording as its two parts (:meth:`add`); the whole array is made
+    on first access and kept. :meth:`steps` gives the N recorded steps as they came
+    (for a generated run, a read-only memory map of the program's result file, which
+    the adjoint program then reads as it is), without that copy.
+    """
+
+    def __init__(self):
+        self._items: dict = {}
+
+    def add(self, key, steps: np.ndarray, final: np.ndarray) -> None:
+        """Add the recording of ``key``: ``steps`` (N, size) and ``final`` (size,)."""
+        self._items[key] = (steps, final)
+
+    def steps(self, key) -> np.ndarray:
+        """The N recorded steps of ``key`` (shape (N, size); may be read-only)."""
+        item = self._items[key]
+        return item[0] if isinstance(item, tuple) else item[:-1]
+
+    def final(self, key) -> np.ndarray:
+        """The state of ``key`` at the end of the run (shape (size,))."""
+        item = self._items[key]
+        return item[1] if isinstance(item, tuple) else item[-1]
+
+    def __getitem__(self, key) -> np.ndarray:
+        item = self._items[key]
+        if isinstance(item, tuple):
+            item = self._items[key] = np.concatenate([item[0], np.asarray(item[1])[None]])
+        return item
+
+    def __setitem__(self, key, value) -> None:
+        self._items[key] = np.asarray(value)
+
+    def __delitem__(self, key) -> None:
+        del self._items[key]
+
+    def __contains__(self, key) -> bool:  # (Mapping's would make the whole array)
+        return key in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the recordings (bytes)."""
+        return sum(sum(a.nbytes for a in item) if isinstance(item, tuple) else item.nbytes
+                   for item in self._items.values())
+
+
 @dataclass
 class Trajectory:
     """What a time-varying run recorded.
 
     Attributes
     ----------
-    v : dict of str to numpy.ndarray, shape (N + 1, size)
+    v : Recordings of str to numpy.ndarray, shape (N + 1, size)
         Voltages of each node group and input (Brian2 index order ``b * n + k``)
         at ``t_0 .. t_N`` (volt).
-    states : dict of (str, str) to numpy.ndarray, shape (N + 1, n_syn * batch)
+    states : Recordings of (str, str) to numpy.ndarray, shape (N + 1, n_syn * batch)
         Branch states by (connection, state name).
-    node_states : dict of (str, str) to numpy.ndarray, shape (N + 1, n * batch)
+    node_states : Recordings of (str, str) to numpy.ndarray, shape (N + 1, n * batch)
         Node-element states by (node group, state variable).
     integrals : dict of str to numpy.ndarray, shape (batch, size)
         Time integrals of the local quantities (Lagrangian EP) by parameter name,
@@ -433,16 +489,16 @@ class Trajectory:
         Output voltages at ``t_0 .. t_{N-1}``.
     """
 
-    v: dict = field(default_factory=dict)
-    states: dict = field(default_factory=dict)
-    node_states: dict = field(default_factory=dict)
+    v: Recordings = field(default_factory=Recordings)
+    states: Recordings = field(default_factory=Recordings)
+    node_states: Recordings = field(default_factory=Recordings)
     integrals: dict = field(default_factory=dict)
     v_out: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
         """Memory held by the recorded voltages and states."""
-        return sum(a.nbytes for d in (self.v, self.states, self.node_states) for a in d.values())
+        return self.v.nbytes + self.states.nbytes + self.node_states.nbytes
 
 
 #: No circuit of this package holds node voltages of a megavolt: beyond it a run has
@@ -639,18 +695,16 @@ def simulate(net, prob: DynamicProblem, *, loss=None, beta: float = 0.0, record:
         if isinstance(key, tuple):
             kind, owner, st = key
             obj = net.synapses[owner] if kind == "branch" else net.groups[owner]
-            full = made.read(mon, st, obj.variables[st].get_value())
-            if kind == "branch":
-                traj.states[(owner, st)] = full
-            else:
-                traj.node_states[(owner, st)] = full
+            where = traj.states if kind == "branch" else traj.node_states
+            where.add((owner, st), made.read(mon, st), np.array(obj.variables[st].get_value()))
         else:
-            traj.v[key] = made.read(mon, "v", net.groups[key].variables["v"].get_value())
+            traj.v.add(key, made.read(mon, "v"),
+                       np.array(net.groups[key].variables["v"].get_value()))
     _check_states(net, traj, dt)
     _check_not_diverged(net, dt)
     if circ.output is not None and circ.output in traj.v:
         n_out = circ.nodes[circ.output].n
-        traj.v_out = traj.v[circ.output][:N].reshape(N, net.batch, n_out)
+        traj.v_out = np.array(traj.v.steps(circ.output)).reshape(N, net.batch, n_out)
     for pname in local_params:
         spec = net.params[pname]
         owner = net.synapses[spec.owner] if spec.kind == "connection" else net.groups[spec.owner]
@@ -667,22 +721,28 @@ def _check_states(net, traj: Trajectory, dt: float) -> None:
     """Declared state bounds over the recorded run (or the final state if not recorded)."""
     for name, spec in net.circuit.nodes.items():
         for var, _, _, bounds in spec.model.state_equations():
-            rec = traj.node_states.get((name, var.name))
-            recorded = rec is not None
-            if rec is None:
-                rec = np.asarray(net.groups[name].variables[var.name].get_value())[None]
-            try:
-                _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt, recorded=recorded)
-            except FloatingPointError:
-                _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt,
-                                    _stable_dt(net, name, var.name), recorded)
+            for rec, recorded in _to_check(traj.node_states, (name, var.name),
+                                           net.groups[name].variables[var.name]):
+                try:
+                    _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt,
+                                        recorded=recorded)
+                except FloatingPointError:
+                    _check_state_bounds(f"{name}.{var.name}", rec, bounds, dt,
+                                        _stable_dt(net, name, var.name), recorded)
     for name, conn in net.circuit.connections.items():
         for st in conn.element.states:
-            rec = traj.states.get((name, st.name))
-            recorded = rec is not None
-            if rec is None:
-                rec = np.asarray(net.synapses[name].variables[st.name].get_value())[None]
-            _check_state_bounds(f"{name}.{st.name}", rec, st.bounds, dt, recorded=recorded)
+            for rec, recorded in _to_check(traj.states, (name, st.name),
+                                           net.synapses[name].variables[st.name]):
+                _check_state_bounds(f"{name}.{st.name}", rec, st.bounds, dt,
+                                    recorded=recorded)
+
+
+def _to_check(recordings: Recordings, key, variable) -> list:
+    """(values, recorded) to check: the recorded steps and the final state, if ``key``
+    was recorded; else the current value of ``variable`` only."""
+    if key in recordings:
+        return [(recordings.steps(key), True), (recordings.final(key)[None], False)]
+    return [(np.asarray(variable.get_value())[None], False)]
 
 
 def loss_terms(net, prob: DynamicProblem, loss, v_out: np.ndarray):

@@ -239,9 +239,10 @@ def record_forward(net, traj, N: int, label: str, estimator: str) -> None:
                     continue
                 i, j = net._syn_index[p]
                 theta = np.asarray(net.synapses[p].variables[el.learnable].get_value())
-                states = [traj.states[(p, s.name)][:N] for s in el.states]
-                vals = _branch_function(el, local)(traj.v[conn.pre][:N][:, i],
-                                                   traj.v[conn.post][:N][:, j], theta, *states)
+                states = [traj.states.steps((p, s.name)) for s in el.states]
+                vals = _branch_function(el, local)(traj.v.steps(conn.pre)[:, i],
+                                                   traj.v.steps(conn.post)[:, j], theta,
+                                                   *states)
                 dims = el.local_dimensions()
             else:
                 model = net.circuit.nodes[spec.owner].model
@@ -251,8 +252,8 @@ def record_forward(net, traj, N: int, label: str, estimator: str) -> None:
                 fun, learn, states = _node_function(model, local)
                 grp = net.groups[spec.owner]
                 args = [np.asarray(grp.variables[n].get_value()) for n in learn]
-                st = [traj.node_states[(spec.owner, s)][:N] for s in states]
-                vals = fun(traj.v[spec.owner][:N], *args, *st)
+                st = [traj.node_states.steps((spec.owner, s)) for s in states]
+                vals = fun(traj.v.steps(spec.owner), *args, *st)
                 dims = net._local_dims(local, model)
             arr = np.asarray(vals, dtype=float).reshape(N, net.batch, -1)
             out[p] = Quantity(arr, dim=dims)

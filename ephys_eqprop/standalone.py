@@ -347,12 +347,74 @@ def hand_over(monitor) -> None:
 def recording(monitor, var: str) -> np.ndarray:
     """What ``monitor`` recorded of ``var`` in its last run, shape (steps, recorded).
 
-    A recording handed over is given once: the monitor keeps no reference to it.
+    The array is the caller's (the monitor's own storage is copied). A recording
+    handed over is given once, as the program wrote it (a read-only memory map of its
+    result file, if large: :func:`_kept`); the monitor keeps no reference to it.
     """
     handed = _HANDED.get(monitor)
     if handed:
         return handed.pop(var)
-    return np.asarray(monitor.variables[var].get_value())
+    return np.array(monitor.variables[var].get_value())
+
+
+#: result files smaller than this are read into memory; larger ones of recordings
+#: handed over stay files, mapped into memory (:func:`_kept`)
+KEEP_BYTES = 2**20
+# id of a memory map of a kept result file -> (weak reference to the map, the file)
+_KEPT: dict = {}
+
+
+def _kept(path: str, rows: int, dtype, directory: str) -> np.ndarray:
+    """The result file ``path`` of a recording handed over, shape (rows, -1).
+
+    A large file is moved to ``directory`` (out of the run's scratch directory, which
+    is removed) and mapped into memory read-only; the file is removed when the last
+    array that views it is freed. Such an array handed to a later program as a
+    ``TimedArray``'s values is given to it as that file (:func:`_file_of`): a
+    recorded trajectory goes from the forward program to the adjoint program without
+    being read, copied or written by Python. (Windows cannot remove a mapped file:
+    files are read there.)
+    """
+    size = os.path.getsize(path)
+    if size < KEEP_BYTES or os.name == "nt" or rows == 0:
+        return np.fromfile(path, dtype=dtype).reshape(rows, -1)
+    fd, kept = tempfile.mkstemp(prefix=f"ephys_eqprop_p{os.getpid()}_", suffix=".dat",
+                                dir=directory)
+    os.close(fd)
+    try:
+        os.replace(path, kept)
+        columns = size // rows // np.dtype(dtype).itemsize
+        mm = np.memmap(kept, dtype=dtype, mode="r", shape=(rows, columns))
+    except BaseException:
+        _remove(kept)
+        raise
+    _KEPT[id(mm)] = (weakref.ref(mm), kept)
+    weakref.finalize(mm, _remove, kept, id(mm))
+    return mm
+
+
+def _remove(path: str, key: int | None = None) -> None:
+    _KEPT.pop(key, None)
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _file_of(arr: np.ndarray) -> str | None:
+    """The kept result file whose whole contents ``arr`` is (:func:`_kept`), if any."""
+    base = arr
+    while True:
+        entry = _KEPT.get(id(base))
+        if entry is not None and entry[0]() is base:
+            break
+        base = base.base
+        if not isinstance(base, np.ndarray):
+            return None
+    if (arr.dtype == base.dtype and arr.nbytes == base.nbytes and arr.flags.c_contiguous
+            and arr.__array_interface__["data"][0] == base.__array_interface__["data"][0]):
+        return entry[1]
+    return None
 
 
 def _collect_garbage() -> None:
@@ -442,8 +504,11 @@ class _Program:
                 if name == RUN_START:
                     ns[name] = 0 * second
                 elif _timed(val):
-                    clone = TimedArray(Quantity(val.values, dim=val.dim), dt=val.dt * second,
-                                       name=f"ta_{len(self.timed):03d}")
+                    # zeros of the shape: every execution hands the program the values
+                    # (and the program, kept for the process, keeps none of a run's:
+                    # untouched zeros take no memory)
+                    clone = TimedArray(Quantity(np.zeros(val.values.shape), dim=val.dim),
+                                       dt=val.dt * second, name=f"ta_{len(self.timed):03d}")
                     self.timed[name] = clone
                     ns[name] = clone
                 else:
@@ -575,6 +640,10 @@ class _Program:
             if arr.size == 1:
                 args.append(f"{target}={arr.item()!r}")
                 return
+            fname = _file_of(arr)
+            if fname is not None:  # a recording of an earlier program, as it wrote it
+                args.append(f"{target}={fname}")
+                return
             fname = os.path.join(inputs, f"{len(args):04d}.dat")
             arr.tofile(fname)
             args.append(f"{target}={fname}")
@@ -611,34 +680,80 @@ class _Program:
             if _kind(obj) != "monitor":
                 continue
             t = result(clone.variables["t"])
-            recorded = {var: result(clone.variables[var], t.size)
-                        for var in obj.record_variables}
             if obj in _HANDED:  # the package's own recorders
-                _HANDED[obj] = recorded
-            else:  # appended, as a runtime run would
-                old = int(np.asarray(obj.variables["N"].get_value()).item())
-                obj.resize(old + t.size)
-                obj.variables["N"].set_value(old + t.size)
-                obj.variables["t"].get_value()[old:] = t + start
-                for var, values in recorded.items():
-                    obj.variables[var].get_value()[old:] = values
+                _HANDED[obj] = {
+                    var: _kept(os.path.join(results, self.device.get_array_filename(
+                        clone.variables[var])), t.size, clone.variables[var].dtype,
+                        os.path.dirname(scratch))
+                    for var in obj.record_variables}
+                continue
+            # appended, as a runtime run would
+            old = int(np.asarray(obj.variables["N"].get_value()).item())
+            obj.resize(old + t.size)
+            obj.variables["N"].set_value(old + t.size)
+            obj.variables["t"].get_value()[old:] = t + start
+            for var in obj.record_variables:
+                obj.variables[var].get_value()[old:] = result(clone.variables[var], t.size)
 
 
 def _scratch_root(needed: int) -> str | None:
     """Where a run's files go: memory (``/dev/shm``) if there is room for ``needed`` bytes.
 
-    The files of a run live only while it runs (a recorded trajectory goes out of the
-    forward program and, reversed, into the adjoint program); in memory they cost half
-    what they cost on disk. A container's ``/dev/shm`` may be small (64 MB by default
-    in Docker): the run then uses the system's temporary directory (``None``), as it
-    does where there is no ``/dev/shm``.
+    The files of a run live while it runs, and a large recording of the package's own
+    while its trajectory is in use (:func:`_kept`: it goes from the forward program to
+    the adjoint program as a file); in memory they cost half what they cost on disk. A
+    container's ``/dev/shm`` may be small (64 MB by default in Docker): the run then uses
+    the system's temporary directory (``None``), as it does where there is no
+    ``/dev/shm``. What processes that were killed left there is removed
+    (:func:`_sweep`).
     """
     root = "/dev/shm"
     if not (os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK)):
         return None
+    _sweep(root)
     try:
         st = os.statvfs(root)
     except OSError:
         return None
     free = st.f_bavail * st.f_frsize
     return root if free >= 2 * needed + 64 * 2**20 else None
+
+
+_SWEPT: set = set()
+_OWN_FILE = re.compile(r"^ephys_eqprop_p(\d+)_")
+
+
+def _sweep(root: str) -> None:
+    """Remove the run files in ``root`` of processes that no longer exist (once per
+    process and directory): a process killed during a run, or while it held a
+    recording as a file, cannot remove its own, and in ``/dev/shm`` they hold memory."""
+    import shutil
+
+    if root in _SWEPT:
+        return
+    _SWEPT.add(root)
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        match = _OWN_FILE.match(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        path = os.path.join(root, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _remove(path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # (os.kill would end a Windows process)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (or no way to tell): leave its files
+        return True
+    return True

@@ -62,6 +62,54 @@ def test_hh_network_gradient_agrees_with_numpy():
     print(f"HH Adjoint numpy vs cpp_standalone {err:.1e}")
 
 
+def test_recordings_go_from_program_to_program_as_files(monkeypatch):
+    """Large recordings stay the forward program's result files, mapped into memory, and
+    the adjoint program reads those files: here every recording (KEEP_BYTES = 0) of an
+    HH network — voltages, gates, chemical-synapse states — with the gradient as on
+    numpy. The files are removed once the trajectory is freed."""
+    import gc
+
+    from ephys_eqprop import standalone
+
+    monkeypatch.setattr(standalone, "KEEP_BYTES", 0)
+    handed = []
+    file_of = standalone._file_of
+
+    def spy(arr):
+        path = file_of(arr)
+        if path is not None:
+            handed.append(path)
+        return path
+
+    monkeypatch.setattr(standalone, "_file_of", spy)
+    target_agreement.hh_network("cpp_standalone", TOL)
+    # inputs, hidden and output voltages, three gates, two synaptic states at least
+    assert len(set(handed)) >= 6, handed
+    gc.collect()
+    assert not any(os.path.exists(p) for p in handed)
+    assert not standalone._KEPT
+
+
+def test_files_of_processes_that_were_killed_are_removed(tmp_path):
+    """Run files of a process that no longer exists (one that was killed while it held
+    them) are removed; those of live processes stay."""
+    from ephys_eqprop import standalone
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(child.stdout)
+    stale = [tmp_path / f"ephys_eqprop_p{dead}_abc.dat", tmp_path / f"ephys_eqprop_p{dead}_d"]
+    stale[0].write_bytes(b"0" * 64)
+    (stale[1] / "in").mkdir(parents=True)
+    mine = tmp_path / f"ephys_eqprop_p{os.getpid()}_abc.dat"
+    other = tmp_path / "unrelated.dat"
+    for path in (mine, other):
+        path.write_bytes(b"0")
+    standalone._sweep(str(tmp_path))
+    assert not any(p.exists() for p in stale)
+    assert mine.exists() and other.exists()
+
+
 def test_training_never_recompiles_and_ends_where_numpy_ends(dendrite):
     """Epochs change parameters, inputs, targets and batches, never the compiled programs:
     every program is built in the first epoch (forward, adjoint, validation), none after.
