@@ -15,8 +15,9 @@ the circuit's own topology:
 
 * per node group, an adjoint group whose states are ``lam = ∂C/∂v`` (coulomb),
   one ``mu_<s> = ∂C/∂s`` per node-element state, and one accumulator
-  ``grad_<p>`` per learnable per-node parameter; its *adjoint voltage* is
-  ``nu = lam / Q'(v)``;
+  ``grad_<p>`` per learnable per-node parameter; its *adjoint voltage*
+  ``nu = lam / Q'(v)`` is a state too, set once per step (with the forward values the
+  step reads) rather than a subexpression that every branch would divide again;
 * per connection, adjoint synapses with one state ``mu_<s>`` per branch state
   and the accumulator ``grad`` of the learnable parameter.
 
@@ -140,7 +141,7 @@ class AdjointCircuit:
         cap = model.capacitance_expr()
         own = pull("v")
         eqs = [
-            "nu = lam/Cv_f : volt",
+            "nu : volt",
             f"Cv_f = {rename(cap, forward)} : farad",
             "v_f : volt",
             "I_adj_loss : amp",
@@ -287,6 +288,7 @@ class AdjointCircuit:
             if name == circ.output:
                 k = backwards("ta_loss", dcdv.reshape(N, -1))
                 code.append(f"I_adj_loss = {k}({back}, i)*amp")
+            code.append("nu = lam/Cv_f")  # once per node and step, for every branch
             drives.append(self.run_objects.operation(grp, "\n".join(code), name="adj_drive*"))
             grp.variables["lam"].set_value(0.0)
             grp.variables["g_leak"].set_value(fwd.variables["g_leak"].get_value())
