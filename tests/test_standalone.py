@@ -90,6 +90,29 @@ def test_recordings_go_from_program_to_program_as_files(monkeypatch):
     assert not standalone._KEPT
 
 
+def test_the_network_loop_reads_the_clock_once_not_every_step():
+    """Brian2's network loop (its template, as this Brian2 renders it) reads the CPU
+    clock after every step, a system call; the programs read it once after the loop.
+    (A Brian2 whose template changed shape fails here rather than silently keeping the
+    per-step call.) Their results are those of the agreement tests above."""
+    from brian2.devices.cpp_standalone.codeobject import CPPStandaloneCodeObject
+
+    from ephys_eqprop.standalone import clock_once
+
+    source = str(CPPStandaloneCodeObject.templater.network(None, None,
+                                                           maximum_run_time=None).cpp_file)
+    patched = clock_once(source)
+    assert patched != source
+    assert patched.count("std::clock()") == source.count("std::clock()")
+    # from the end of a step's code to the end of the loop (its closing brace)
+    start = patched.index("clock = next_clocks();", patched.index("while(clock"))
+    step_end = patched[start:patched.index("\n    }\n", start)]
+    assert "std::clock()" not in step_end
+    with_limit = str(CPPStandaloneCodeObject.templater.network(None, None,
+                                                               maximum_run_time=1.0).cpp_file)
+    assert clock_once(with_limit) == with_limit  # the limit needs the per-step clock
+
+
 def test_files_of_processes_that_were_killed_are_removed(tmp_path):
     """Run files of a process that no longer exists (one that was killed while it held
     them) are removed; those of live processes stay."""
