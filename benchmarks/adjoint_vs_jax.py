@@ -46,8 +46,9 @@ spawn):
   a process that has just compiled with Cython, the ``gc.collect()`` that Brian2 makes
   at the start of every run takes several times longer, and so does a short gradient;
 * for cpp_standalone, how much of a gradient's time the generated programs themselves
-  take (Brian2's timer of ``./main``); the rest is Python: writing the programs' inputs
-  (values, the recorded trajectory for the adjoint) to files and reading their results;
+  take (the wall time of ``./main``); the rest is Python: writing the programs' inputs
+  (values; the recorded trajectory reaches the adjoint program as the file the forward
+  program wrote) to files, reading their results, preparing the runs;
 * the peak resident memory of the process (``ru_maxrss``; for cpp_standalone plus that
   of the generated programs, measured with GNU ``time`` in one more call);
 * the agreement with JAX: ``‖g - g_JAX‖₂ / ‖g_JAX‖₂`` per parameter group, the loss,
