@@ -713,9 +713,11 @@ class _Program:
                     f"The generated program in {self.directory} failed (exit status "
                     f"{code}){': ' + text if text.strip() else ''}")
 
+        def path(var) -> str:
+            return os.path.join(results, self.device.get_array_filename(var))
+
         def result(var, rows: int | None = None) -> np.ndarray:
-            data = np.fromfile(os.path.join(results, self.device.get_array_filename(var)),
-                               dtype=var.dtype)
+            data = np.fromfile(path(var), dtype=var.dtype)
             return data if rows is None else data.reshape(rows, -1)
 
         for obj, clone in zip(ordered, self.clones, strict=True):
@@ -725,11 +727,10 @@ class _Program:
                 continue
             t = result(clone.variables["t"])
             if obj in _HANDED:  # the package's own recorders
-                _HANDED[obj] = {
-                    var: _kept(os.path.join(results, self.device.get_array_filename(
-                        clone.variables[var])), t.size, clone.variables[var].dtype,
-                        os.path.dirname(scratch))
-                    for var in obj.record_variables}
+                _HANDED[obj] = {var: _kept(path(clone.variables[var]), t.size,
+                                           clone.variables[var].dtype,
+                                           os.path.dirname(scratch))
+                                for var in obj.record_variables}
                 continue
             # appended, as a runtime run would
             old = int(np.asarray(obj.variables["N"].get_value()).item())
