@@ -32,11 +32,13 @@ two checks: :mod:`ephys_eqprop.phases`.)
 
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import os
 import re
 import tempfile
+import threading
 import warnings
 import weakref
 
@@ -506,11 +508,109 @@ def clock_once(source: str) -> str:
                           + found[0][1] + _LOOP_END)
 
 
+_MAIN = "int main(int argc, char **argv)\n"
+
+# what a serving program (:func:`serving`) adds to Brian2's main.cpp; {reset} clears
+# every dynamic array (synapses, recordings) and frees its memory
+_SERVE = r"""
+#include <unistd.h>
+#include <sstream>
+
+static void _reset_dynamic_arrays()
+{{
+    using namespace brian;
+{reset}
+}}
+
+int main(int argc, char **argv)
+{{
+    if (argc == 3 && std::string(argv[1]) == "--serve")
+    {{
+        // one run per line of standard input (its arguments separated by tabs), as
+        // if the program had been started with them; each run's exit status is
+        // written, as a line, to the file descriptor argv[2]
+        const int reply = atoi(argv[2]);
+        std::signal(SIGINT, SIG_IGN);
+        std::string line;
+        while (std::getline(std::cin, line))
+        {{
+            std::vector<std::string> words;
+            std::stringstream split(line);
+            std::string word;
+            while (std::getline(split, word, '\t'))
+                words.push_back(word);
+            std::vector<char*> run_argv(1, argv[0]);
+            for (auto& w : words)
+                run_argv.push_back(&w[0]);
+            run_argv.push_back(nullptr);
+            _reset_dynamic_arrays();
+            const int status = _run_once((int)words.size() + 1, run_argv.data());
+            _reset_dynamic_arrays();
+            // between runs a Ctrl-C is the caller's (Brian2's handler would end the program)
+            std::signal(SIGINT, SIG_IGN);
+            std::cout.flush();
+            const std::string answer = std::to_string(status) + "\n";
+            if (write(reply, answer.data(), answer.size()) != (ssize_t)answer.size())
+                return 1;
+        }}
+        return 0;
+    }}
+    return _run_once(argc, argv);
+}}
+"""
+
+
+def serving(source: str, dynamic=(), dynamic_2d=(), networks=()) -> str | None:
+    """Brian2's ``main.cpp`` made a program that can also serve runs (``--serve FD``).
+
+    Started with ``--serve FD``, the program reads one run per line of its standard
+    input — the arguments it would otherwise be started with, separated by tabs — and
+    executes it as a fresh start would: the dynamic arrays ``dynamic`` (name, C type)
+    and ``dynamic_2d`` are emptied and the time of the networks ``networks`` set to
+    zero before and after every run (the only state Brian2's code keeps from one
+    ``main`` to the next; every other array is allocated anew and freed by each run).
+    It writes the run's exit status on file descriptor ``FD`` and waits for the next
+    line; it ends at the end of its input. Without ``--serve`` it is Brian2's program.
+    A source of another form (another Brian2 version) gives ``None``.
+    """
+    if source.count(_MAIN) != 1 or "_run_once" in source:
+        return None
+    reset = [f"    std::vector<{dtype}>().swap({name});" for name, dtype in dynamic]
+    reset += [f"    {name}.resize(0, 0);" for name in dynamic_2d]
+    reset += [f"    {name}.t = 0.0;" for name in networks]
+    return (source.replace(_MAIN, "static int _run_once(int argc, char **argv)\n")
+            + _SERVE.format(reset="\n".join(reset)))
+
+
 def _device():
-    """Brian2's C++ standalone device, with :func:`clock_once` applied to its network loop."""
+    """Brian2's C++ standalone device, with :func:`clock_once` applied to its network
+    loop, and programs that can serve runs (:func:`serving`)."""
     from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
     class Device(CPPStandaloneDevice):
+        #: whether the last generated program serves runs
+        serves = False
+
+        def generate_main_source(self, writer):
+            from brian2.devices.cpp_standalone.codeobject import c_data_type
+
+            device = self
+            dynamic = [(name, c_data_type(var.dtype))
+                       for var, name in self.dynamic_arrays.items()]
+            dynamic_2d = list(self.dynamic_arrays_2d.values())
+            networks = sorted(net.name for net in self.networks)
+
+            class Writer:
+                def write(self, filename, contents):
+                    if filename == "main.cpp":
+                        served = serving(str(contents), dynamic, dynamic_2d, networks)
+                        device.serves = served is not None
+                        if served is not None:
+                            contents = served
+                    return writer.write(filename, contents)
+
+            super().generate_main_source(Writer())
+
         def generate_network_source(self, writer, compiler):
             class Writer:
                 def write(self, filename, contents):
@@ -571,6 +671,10 @@ class _Program:
         finally:
             reset_device()
             prefs.devices.cpp_standalone.openmp_threads = old_threads
+        #: whether the compiled program can serve runs (:func:`serving`, :class:`_Server`)
+        self.serves = self.device.serves
+        self._server: _Server | None = None
+        self._busy = threading.Lock()
         _BUILDS["count"] += 1
 
     @staticmethod
@@ -660,6 +764,48 @@ class _Program:
         env.update(self.device.run_environment_variables)
         return [*cmd, "--results_dir", os.path.join(results, ""), *args], env
 
+    def _call(self, cmd: list, env: dict, scratch: str) -> tuple[int, str]:
+        """Execute the program once: its exit status and, if it failed, its output.
+
+        A program that serves runs (:class:`_Server`) is started once and kept; each
+        execution is then a line on its input rather than a new process (starting one
+        takes 1 to 2 ms here, most of a short run). A program started by a command of
+        the user's (``run_cmd_unix``), or already busy in another thread, runs as a
+        process of its own.
+        """
+        import subprocess
+        import time
+
+        t0 = time.perf_counter()
+        if (SERVE and self.serves and cmd[0] == "./main" and os.name != "nt"
+                and self._busy.acquire(blocking=False)):
+            try:
+                server = self._server
+                if server is not None and (server.env != env
+                                           or server.process.poll() is not None):
+                    server.close()  # (prefs changed; or it ended while idle)
+                    server = self._server = None
+                if server is None:
+                    server = self._server = _Server.start(self, env)
+                else:
+                    _SERVING[id(self)] = _SERVING.pop(id(self), self)
+                code = server.call(cmd[1:])
+                text = server.output() if code else ""
+                if code is None:  # the program ended (killed, or failed and exited)
+                    code, text = server.returncode(), server.output()
+                    self._server = None
+                    server.close()
+                self.seconds = time.perf_counter() - t0
+                return code, text
+            finally:
+                self._busy.release()
+        with open(os.path.join(scratch, "stdout.txt"), "w+") as out:
+            code = subprocess.call(cmd, cwd=self.directory, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+            self.seconds = time.perf_counter() - t0
+            out.seek(0)
+            return code, out.read() if code else ""
+
     def _execute(self, ordered, namespace, start, scratch) -> None:
         """One execution: values to files, the program, its result files back.
 
@@ -668,9 +814,6 @@ class _Program:
         afterwards reads every state variable from disk to check it for NaN; the
         results read here are checked by the callers (``_check_not_diverged``).
         """
-        import subprocess
-        import time
-
         from .interrupts import stop_requested
 
         inputs = os.path.join(scratch, "in")
@@ -699,19 +842,14 @@ class _Program:
         for name, clone in self.timed.items():
             give(f"{clone.name}.values", namespace[name].values, clone.values.dtype)
         cmd, env = self._command(args, results)
-        t0 = time.perf_counter()
-        with open(os.path.join(scratch, "stdout.txt"), "w+") as out:
-            code = subprocess.call(cmd, cwd=self.directory, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-            self.seconds = time.perf_counter() - t0
-            if code:
-                if stop_requested():
-                    raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)")
-                out.seek(0)
-                text = out.read()[-2000:]
-                raise RuntimeError(
-                    f"The generated program in {self.directory} failed (exit status "
-                    f"{code}){': ' + text if text.strip() else ''}")
+        code, text = self._call(cmd, env, scratch)
+        if code:
+            if stop_requested():
+                raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)")
+            text = text[-2000:]
+            raise RuntimeError(
+                f"The generated program in {self.directory} failed (exit status "
+                f"{code}){': ' + text if text.strip() else ''}")
 
         def path(var) -> str:
             return os.path.join(results, self.device.get_array_filename(var))
@@ -739,6 +877,129 @@ class _Program:
             obj.variables["t"].get_value()[old:] = t + start
             for var in obj.record_variables:
                 obj.variables[var].get_value()[old:] = result(clone.variables[var], t.size)
+
+
+#: whether compiled programs serve runs (:class:`_Server`); ``False``: a process per run
+SERVE = True
+#: how many compiled programs a process keeps serving at once (:class:`_Server`); the
+#: least recently used one ends when another starts
+MAX_SERVERS = 8
+_SERVING: dict = {}  # id of a program -> the program, least recently used first
+
+
+class _Server:
+    """A compiled program kept running to execute runs on request (:func:`serving`).
+
+    Its standard input receives a run's arguments as a line; it answers with the run's
+    exit status on a pipe of its own, so that what the program prints (to a log file,
+    emptied before every run) cannot be taken for an answer. A program left idle holds
+    no run's data. It ends when its input closes: when :meth:`close` is called, when
+    more than :data:`MAX_SERVERS` programs serve, or with this process.
+    """
+
+    def __init__(self, program, env: dict):
+        import subprocess
+
+        self.env = env
+        directory = _scratch_root(0) or tempfile.gettempdir()
+        fd, self.log_path = tempfile.mkstemp(prefix=f"ephys_eqprop_p{os.getpid()}_",
+                                             suffix=".log", dir=directory)
+        os.close(fd)
+        self.log = open(self.log_path, "a+")  # (appending: emptied between runs)
+        self.answers, answer_fd = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [os.path.join(".", "main"), "--serve", str(answer_fd)],
+                cwd=program.directory, env=env, stdin=subprocess.PIPE, stdout=self.log,
+                stderr=subprocess.STDOUT, pass_fds=(answer_fd,))
+        except BaseException:
+            os.close(self.answers)
+            self.log.close()
+            _remove(self.log_path)
+            raise
+        finally:
+            os.close(answer_fd)
+
+    @classmethod
+    def start(cls, program, env: dict) -> _Server:
+        """A new server of ``program``, ending the least recently used one if need be."""
+        while len(_SERVING) >= MAX_SERVERS:
+            oldest = _SERVING.pop(next(iter(_SERVING)))
+            if oldest._busy.acquire(blocking=False):  # (one in use ends when it is done)
+                try:
+                    if oldest._server is not None:
+                        oldest._server.close()
+                        oldest._server = None
+                finally:
+                    oldest._busy.release()
+        server = cls(program, env)
+        _SERVING[id(program)] = program
+        return server
+
+    def call(self, args: list) -> int | None:
+        """One run with ``args``: its exit status, or ``None`` if the program ended."""
+        if any("\t" in a or "\n" in a for a in args):
+            raise ValueError(f"a run argument holds a tab or a newline: {args!r}")
+        self.log.truncate(0)
+        try:
+            self.process.stdin.write(("\t".join(args) + "\n").encode())
+            self.process.stdin.flush()
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = os.read(self.answers, 64)
+                if not chunk:
+                    return None
+                answer += chunk
+        except BrokenPipeError:
+            return None
+        except BaseException:  # (a Ctrl-C here): the run's answer would be the next one's
+            self.close()
+            raise
+        return int(answer)
+
+    def output(self) -> str:
+        """What the program printed during the last run."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def returncode(self) -> int:
+        """The exit status of a program that ended."""
+        try:
+            return self.process.wait(timeout=5)
+        except Exception:
+            return -1
+
+    def close(self) -> None:
+        """End the program (it ends at the end of its input) and remove its files."""
+        import subprocess
+
+        process = self.process
+        if process.stdin is not None and not process.stdin.closed:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if self.answers is not None:
+            os.close(self.answers)
+            self.answers = None
+        self.log.close()
+        _remove(self.log_path)
+
+
+def _end_servers() -> None:
+    for program in list(_SERVING.values()):
+        if program._server is not None:
+            program._server.close()
+            program._server = None
+    _SERVING.clear()
+
+
+atexit.register(_end_servers)
 
 
 def _scratch_root(needed: int) -> str | None:

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -111,6 +112,110 @@ def test_the_network_loop_reads_the_clock_once_not_every_step():
     with_limit = str(CPPStandaloneCodeObject.templater.network(None, None,
                                                                maximum_run_time=1.0).cpp_file)
     assert clock_once(with_limit) == with_limit  # the limit needs the per-step clock
+
+
+def _live_servers():
+    from ephys_eqprop import standalone
+
+    return [p._server for p in standalone._PROGRAMS.values()
+            if p._server is not None and p._server.process.poll() is None]
+
+
+@pytest.mark.parametrize("estimator", [eq.Adjoint(), eq.LagrangianEP(beta=1e-2)],
+                         ids=["Adjoint", "LagrangianEP"])
+def test_a_serving_program_runs_as_a_new_process_would(dendrite, estimator, monkeypatch):
+    """A compiled program kept running serves one run after another (other inputs,
+    other β, recordings of other lengths in between): each gives, bit for bit, what the
+    same program started afresh gives; a program killed while idle is started again; with
+    room for one serving program, programs take turns."""
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    loss = eq.losses.MSE()
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    half = eq.TimeSeries(x.values * 0.5, dt=x.dt)
+    short = eq.TimeSeries(x.values[:, :40], dt=x.dt)
+    cases = [(x, y), (half, y), (short, eq.TimeSeries(y.values[:, :40], dt=y.dt)), (x, y)]
+
+    def gradients():
+        return [estimator.gradient(net, a, b, loss) for a, b in cases]
+
+    served = gradients()
+    assert _live_servers(), "no program served its runs"
+    monkeypatch.setattr(standalone, "SERVE", False)
+    fresh = gradients()
+    monkeypatch.setattr(standalone, "SERVE", True)
+    for got, want in zip(served, fresh, strict=True):
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert rel(served[0], served[1]) > 1e-3  # (the inputs made a difference)
+    for server in _live_servers():
+        server.process.kill()
+        server.process.wait()
+    monkeypatch.setattr(standalone, "MAX_SERVERS", 1)
+    for got, want in zip(gradients() + gradients(), fresh + fresh, strict=True):
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert len(_live_servers()) == 1
+
+
+def test_a_serving_program_that_fails_says_why_and_is_replaced(dendrite, tmp_path):
+    """A run that makes a serving program exit (here: an argument naming no variable)
+    ends that server with the program's own message; the next run starts another."""
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    want = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+    program = next(p for p in standalone._PROGRAMS.values() if p._server is not None)
+    server = program._server
+    assert server.call(["--results_dir", f"{tmp_path}/", "no_such.variable=1"]) is None
+    assert server.returncode() != 0
+    assert "no_such.variable" in server.output()
+    got = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+    assert program._server is not server and program._server.process.poll() is None
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_servers_end_with_their_process():
+    """Serving programs read their input until it ends: they end with the process that
+    started them, however it ends (here: killed; the files it leaves are swept, as
+    tested below)."""
+    code = textwrap.dedent("""
+        import os, sys, signal
+        sys.path.insert(0, %r)
+        import target_agreement
+        import ephys_eqprop as eq
+        from brian2 import ms
+        from ephys_eqprop import standalone
+        c, x, y = target_agreement.dendrite()
+        net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+        eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+        servers = [p._server for p in standalone._PROGRAMS.values() if p._server]
+        print(" ".join(str(s.process.pid) for s in servers), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """) % os.path.dirname(__file__)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    served = out.stdout.split()
+    assert served, out.stderr[-2000:]
+    for pid in served:
+        for _ in range(100):
+            if not _exists(int(pid)):
+                break
+            time.sleep(0.05)
+        assert not _exists(int(pid)), f"server {pid} outlived its process"
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (ended, not yet reaped by its new parent) has ended too
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_files_of_processes_that_were_killed_are_removed(tmp_path):
