@@ -175,7 +175,7 @@ def test_a_serving_program_that_fails_says_why_and_is_replaced(dendrite, tmp_pat
     assert all(np.array_equal(got[k], want[k]) for k in want)
 
 
-def test_servers_end_with_their_process():
+def test_servers_end_with_their_process(tmp_path):
     """Serving programs read their input until it ends: they end with the process that
     started them, however it ends (here: killed; the files it leaves are swept, as
     tested below)."""
@@ -193,8 +193,9 @@ def test_servers_end_with_their_process():
         print(" ".join(str(s.process.pid) for s in servers), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """) % os.path.dirname(__file__)
+    # run from elsewhere than the checkout, whose package directory is not importable as is
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=600)
+                         timeout=600, cwd=tmp_path)
     served = out.stdout.split()
     assert served, out.stderr[-2000:]
     for pid in served:
