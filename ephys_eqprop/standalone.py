@@ -757,7 +757,8 @@ class _Program:
         if os.name == "nt":
             cmd = [os.path.join(self.directory, "main")]
         else:
-            cmd = prefs.devices.cpp_standalone.run_cmd_unix
+            # (item access: attribute access renders the preference's documentation)
+            cmd = prefs["devices.cpp_standalone.run_cmd_unix"]
             cmd = [cmd] if isinstance(cmd, str) else list(cmd)
         env = dict(os.environ)
         env.update(prefs["devices.cpp_standalone.run_environment_variables"])
