@@ -265,9 +265,19 @@ def _ordered(objects) -> list:
 
 
 # ---------------------------------------------------------------------- running
+def _reason(obj) -> str | None:
+    """Why a generated program cannot recreate ``obj`` (``None``: it can)."""
+    kind = _kind(obj)
+    if kind is None:
+        return "Python code, which a standalone program cannot run"
+    if (kind == "group" and obj.event_codes) or (kind == "synapses" and obj._pathways):
+        return "events (threshold, reset, on_pre), which the generated programs do not run"
+    return None
+
+
 def unsupported(objects) -> list:
     """Objects among ``objects`` that a generated program cannot recreate."""
-    return [o for o in objects if o.active and _kind(o) is None]
+    return [o for o in objects if o.active and _reason(o) is not None]
 
 
 def run_objects(objects, duration, namespace: dict, *, threads: int = 0,
@@ -455,14 +465,14 @@ def run_network(network, duration, namespace: dict, *, standalone: bool, what: s
             # the runtime network's time moves on as if it had run (its clocks follow it)
             network.t_ = start + float(duration)
             return
-        kinds = ", ".join(sorted({type(o).__name__ for o in unsupported(network.objects)}))
+        kinds = "; ".join(sorted({f"{type(o).__name__} objects ({_reason(o)})"
+                                  for o in unsupported(network.objects)}))
         if warned is None or kinds not in warned:
             if warned is not None:
                 warned.add(kinds)
             warnings.warn(
                 f"{what} runs on the runtime target, not as generated C++: it contains "
-                f"{kinds} objects (Python code, which a standalone program cannot run).",
-                StandaloneFallbackWarning, stacklevel=4)
+                f"{kinds}.", StandaloneFallbackWarning, stacklevel=4)
     namespace = runtime_namespace(namespace)
     # Brian2 calls gc.collect() at the start of every run; freezing the objects that
     # already exist keeps that scan short for the many short runs of training

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -413,6 +414,42 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     np.testing.assert_allclose(t_sa, t_np, rtol=0, atol=1e-12)
     assert end_sa == pytest.approx(end_np, abs=1e-12)
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
+
+
+@pytest.mark.parametrize("extra", ["network_operation", "spiking group"])
+def test_what_a_program_cannot_run_falls_back_to_the_runtime_target_and_says_why(dendrite,
+                                                                                 extra):
+    """A Python network operation, or a group with a threshold and reset, added by a user:
+    the run is not generated (its program would silently skip them) but runs on the
+    runtime target, with a warning naming why, and gives what numpy gives."""
+    from brian2 import NeuronGroup, network_operation
+
+    c, x, y = dendrite
+    out = {}
+    for target in ("numpy", "cpp_standalone"):
+        net = c.build(batch=2, dt=0.05 * ms, target=target)
+        if extra == "network_operation":
+            calls = []
+            obj = network_operation(lambda: calls.append(1), dt=1 * ms)
+        else:
+            obj = NeuronGroup(1, "dv/dt = 1/ms : 1\nn : 1", threshold="v > 1",
+                              reset="v = 0; n += 1", method="euler", dt=0.05 * ms)
+        net.network.add(obj)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            grad = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+        said = [str(w.message) for w in seen
+                if issubclass(w.category, eq.standalone.StandaloneFallbackWarning)]
+        if target == "numpy":
+            assert not said
+        else:
+            why = "Python code" if extra == "network_operation" else "threshold, reset"
+            assert said and all(why in m for m in said), said
+        count = len(calls) if extra == "network_operation" else float(obj.n[0])
+        out[target] = (grad, count)
+    (g_np, n_np), (g_sa, n_sa) = out["numpy"], out["cpp_standalone"]
+    assert n_np > 0 and n_sa == n_np
+    assert rel(g_np, g_sa) <= TOL
 
 
 def _alive(make_garbage, rounds: int = 4, frozen: bool = False) -> list:
