@@ -684,6 +684,8 @@ class _Program:
         #: whether the compiled program can serve runs (:func:`serving`, :class:`_Server`)
         self.serves = self.device.serves
         self._server: _Server | None = None
+        self._scratch: str | None = None  # the program's own run directory
+        # held while a run uses the program's server and directory
         self._busy = threading.Lock()
         _BUILDS["count"] += 1
 
@@ -733,17 +735,37 @@ class _Program:
 
         Values go to the program as files named by position (not by a hash of their
         contents, which for a recorded trajectory costs as much as writing it) in a
-        scratch directory of this run (:func:`_scratch_root`), and results come back
-        in the same directory: two processes may run the same program at once.
+        scratch directory (:func:`_scratch_root`), and results come back in the same
+        directory. A program keeps its directory from run to run (each run rewrites
+        the same files; making and removing a directory of a hundred result files
+        costs a millisecond); a run while another thread runs the same program gets
+        a directory of its own, and so do two processes.
         """
         import shutil
 
-        scratch = tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_",
-                                   dir=_scratch_root(self._traffic(ordered, namespace)))
+        root = _scratch_root(self._traffic(ordered, namespace)) or tempfile.gettempdir()
+        if self._busy.acquire(blocking=False):
+            try:
+                if self._scratch is None or os.path.dirname(self._scratch) != root:
+                    self._drop_scratch()
+                    self._scratch = _new_scratch(root)
+                self._execute(ordered, namespace, start, self._scratch, serve=True)
+            finally:
+                _trim(self._scratch)
+                self._busy.release()
+            return
+        scratch = _new_scratch(root)
         try:
-            self._execute(ordered, namespace, start, scratch)
+            self._execute(ordered, namespace, start, scratch, serve=False)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _drop_scratch(self) -> None:
+        import shutil
+
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _traffic(self, ordered, namespace) -> int:
         """Bytes of one execution's files: every value handed in, every result back."""
@@ -775,41 +797,37 @@ class _Program:
         env.update(self.device.run_environment_variables)
         return [*cmd, "--results_dir", os.path.join(results, ""), *args], env
 
-    def _call(self, cmd: list, env: dict, scratch: str) -> tuple[int, str]:
+    def _call(self, cmd: list, env: dict, scratch: str, serve: bool) -> tuple[int, str]:
         """Execute the program once: its exit status and, if it failed, its output.
 
         A program that serves runs (:class:`_Server`) is started once and kept; each
         execution is then a line on its input rather than a new process (starting one
         takes 1 to 2 ms here, most of a short run). A program started by a command of
-        the user's (``run_cmd_unix``), or already busy in another thread, runs as a
-        process of its own.
+        the user's (``run_cmd_unix``), or already busy in another thread (``serve``
+        false), runs as a process of its own.
         """
         import subprocess
         import time
 
         t0 = time.perf_counter()
-        if (SERVE and self.serves and cmd[0] == "./main" and os.name != "nt"
-                and self._busy.acquire(blocking=False)):
-            try:
-                server = self._server
-                if server is not None and (server.env != env
-                                           or server.process.poll() is not None):
-                    server.close()  # (prefs changed; or it ended while idle)
-                    server = self._server = None
-                if server is None:
-                    server = self._server = _Server.start(self, env)
-                else:
-                    _SERVING[id(self)] = _SERVING.pop(id(self), self)
-                code = server.call(cmd[1:])
-                text = server.output() if code else ""
-                if code is None:  # the program ended (killed, or failed and exited)
-                    code, text = server.returncode(), server.output()
-                    self._server = None
-                    server.close()
-                self.seconds = time.perf_counter() - t0
-                return code, text
-            finally:
-                self._busy.release()
+        if serve and SERVE and self.serves and cmd[0] == "./main" and os.name != "nt":
+            server = self._server
+            if server is not None and (server.env != env
+                                       or server.process.poll() is not None):
+                server.close()  # (prefs changed; or it ended while idle)
+                server = self._server = None
+            if server is None:
+                server = self._server = _Server.start(self, env)
+            else:
+                _SERVING[id(self)] = _SERVING.pop(id(self), self)
+            code = server.call(cmd[1:])
+            text = server.output() if code else ""
+            if code is None:  # the program ended (killed, or failed and exited)
+                code, text = server.returncode(), server.output()
+                self._server = None
+                server.close()
+            self.seconds = time.perf_counter() - t0
+            return code, text
         with open(os.path.join(scratch, "stdout.txt"), "w+") as out:
             code = subprocess.call(cmd, cwd=self.directory, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
@@ -817,7 +835,7 @@ class _Program:
             out.seek(0)
             return code, out.read() if code else ""
 
-    def _execute(self, ordered, namespace, start, scratch) -> None:
+    def _execute(self, ordered, namespace, start, scratch, serve: bool) -> None:
         """One execution: values to files, the program, its result files back.
 
         The program is started directly rather than through ``device.run``, which for
@@ -829,8 +847,8 @@ class _Program:
 
         inputs = os.path.join(scratch, "in")
         results = os.path.join(scratch, "out")
-        os.makedirs(inputs)
-        os.makedirs(results)
+        os.makedirs(inputs, exist_ok=True)
+        os.makedirs(results, exist_ok=True)
         args = []
 
         def give(target: str, value, dtype) -> None:
@@ -853,7 +871,7 @@ class _Program:
         for name, clone in self.timed.items():
             give(f"{clone.name}.values", namespace[name].values, clone.values.dtype)
         cmd, env = self._command(args, results)
-        code, text = self._call(cmd, env, scratch)
+        code, text = self._call(cmd, env, scratch, serve)
         if code:
             if stop_requested():
                 raise KeyboardInterrupt("the simulation was stopped (Ctrl-C)")
@@ -1002,12 +1020,35 @@ class _Server:
         _remove(self.log_path)
 
 
+def _new_scratch(root: str) -> str:
+    """A new run directory in ``root`` (named so that :func:`_sweep` knows its process)."""
+    return tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_", dir=root)
+
+
+def _trim(scratch: str) -> None:
+    """Remove the large files of a kept run directory (read; not to hold memory)."""
+    for sub in ("in", "out"):
+        try:
+            entries = list(os.scandir(os.path.join(scratch, sub)))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat().st_size >= KEEP_BYTES:
+                    os.remove(entry.path)
+            except OSError:
+                pass
+
+
 def _end_servers() -> None:
+    """End every serving program and remove the programs' run directories."""
     for program in list(_SERVING.values()):
         if program._server is not None:
             program._server.close()
             program._server = None
     _SERVING.clear()
+    for program in list(_PROGRAMS.values()):
+        program._drop_scratch()
 
 
 atexit.register(_end_servers)

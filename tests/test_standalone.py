@@ -176,6 +176,41 @@ def test_a_serving_program_that_fails_says_why_and_is_replaced(dendrite, tmp_pat
     assert all(np.array_equal(got[k], want[k]) for k in want)
 
 
+def test_a_program_keeps_its_run_directory_and_a_concurrent_run_gets_its_own(dendrite,
+                                                                               monkeypatch):
+    """Each program reruns in the directory it kept (rewriting the same files; large ones
+    removed after each run); a run while the program is busy elsewhere (here: its lock
+    held) gets a directory of its own, removed after it, and the same results."""
+    import glob
+
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    want = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+    programs = [p for p in standalone._PROGRAMS.values() if p._scratch is not None]
+    kept = {id(p): p._scratch for p in programs}
+    assert kept and all(os.path.isdir(d) for d in kept.values())
+    root = os.path.dirname(next(iter(kept.values())))
+
+    def own_dirs():
+        return set(glob.glob(os.path.join(root, f"ephys_eqprop_p{os.getpid()}_*")))
+
+    before = own_dirs()
+    monkeypatch.setattr(standalone, "KEEP_BYTES", 1)  # every file counts as large
+    busy = programs[0]
+    busy._busy.acquire()
+    try:
+        got = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+    finally:
+        busy._busy.release()
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert {id(p): p._scratch for p in programs} == kept
+    assert own_dirs() == before  # (the busy program's extra directory is gone)
+    for p in programs[1:]:  # (the others ran in theirs, then dropped their files)
+        assert not any(os.scandir(os.path.join(p._scratch, "out")))
+
+
 def test_servers_end_with_their_process(tmp_path):
     """Serving programs read their input until it ends: they end with the process that
     started them, however it ends (here: killed; the files it leaves are swept, as
@@ -416,6 +451,10 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
 
 
+def _counter(calls: list):
+    return lambda: calls.append(1)
+
+
 @pytest.mark.parametrize("extra", ["network_operation", "spiking group"])
 def test_what_a_program_cannot_run_falls_back_to_the_runtime_target_and_says_why(dendrite,
                                                                                  extra):
@@ -430,7 +469,7 @@ def test_what_a_program_cannot_run_falls_back_to_the_runtime_target_and_says_why
         net = c.build(batch=2, dt=0.05 * ms, target=target)
         if extra == "network_operation":
             calls = []
-            obj = network_operation(lambda: calls.append(1), dt=1 * ms)
+            obj = network_operation(_counter(calls), dt=1 * ms)
         else:
             obj = NeuronGroup(1, "dv/dt = 1/ms : 1\nn : 1", threshold="v > 1",
                               reset="v = 0; n += 1", method="euler", dt=0.05 * ms)
