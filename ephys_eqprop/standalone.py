@@ -631,6 +631,28 @@ def _device():
 
             super().generate_network_source(Writer(), compiler)
 
+        def write_static_arrays(self, directory):
+            # Brian2 rewrites every static array at every build (truncate, then write);
+            # another process of the same circuit may be starting the program, which
+            # reads them (synapse indices among them) at the start of every run, and a
+            # half-written file made it crash. Unchanged files are left alone; changed
+            # ones replaced whole.
+            import filecmp
+            import shutil
+
+            final = os.path.join(directory, "static_arrays")
+            staging = tempfile.mkdtemp(prefix="static_", dir=directory)
+            try:
+                os.makedirs(os.path.join(staging, "static_arrays"))
+                super().write_static_arrays(staging)
+                for name in os.listdir(os.path.join(staging, "static_arrays")):
+                    new, old = (os.path.join(staging, "static_arrays", name),
+                                os.path.join(final, name))
+                    if not (os.path.exists(old) and filecmp.cmp(new, old, shallow=False)):
+                        os.replace(new, old)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
     return Device()
 
 

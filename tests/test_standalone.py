@@ -332,7 +332,8 @@ def test_processes_share_the_compiled_programs(tmp_path):
     """The cache is on disk, keyed by the run's structure. Two processes that start at
     once with the same circuit and an empty cache compile it one after the other (a
     lock), not over each other; a later process generates the same sources, and make
-    has nothing to recompile or relink."""
+    has nothing to recompile or relink, and it leaves the static arrays (which another
+    process's program may be reading as it starts) untouched."""
     script = textwrap.dedent("""
         import numpy as np
         from brian2 import ms
@@ -365,10 +366,17 @@ def test_processes_share_the_compiled_programs(tmp_path):
     assert len(dirs) == 2  # the forward program and the adjoint program
     assert dirs_b == dirs and first_b == first
     assert all(d.startswith(str(tmp_path / "cache")) for d in dirs)
-    stamps = [os.stat(os.path.join(d, "main")).st_mtime_ns for d in dirs]
+    def stamps():
+        files = [os.path.join(d, "main") for d in dirs]
+        files += [os.path.join(d, "static_arrays", f) for d in dirs
+                  for f in sorted(os.listdir(os.path.join(d, "static_arrays")))]
+        return {f: os.stat(f).st_mtime_ns for f in files}
+
+    before = stamps()
+    assert len(before) > len(dirs)  # (synapse indices, at least)
     again, second = result(start())
     assert again == dirs and second == first
-    assert [os.stat(os.path.join(d, "main")).st_mtime_ns for d in dirs] == stamps
+    assert stamps() == before
     # and the numbers are numpy's
     from brian2 import ms
     c = eq.datasets.dendrite_circuit(4, seed=0)
