@@ -7,8 +7,19 @@ the objects from Python, :func:`run_objects` generates a C++ program for the sam
 objects (same equations, same schedule, same code strings), compiles it once, and for
 every later run with the same structure only executes it, handing it the current value
 of every variable and every ``TimedArray`` as Brian2's ``run_args`` (the
-command-line arguments of ``device.run(run_args=...)``) and copying the final values
-and every monitor's recording back into the runtime objects.
+command-line arguments of ``device.run(run_args=...)``) and copying back into the
+runtime objects every monitor's recording and the final values of what the program's
+code may change (integrated states, summed-variable targets, variables that code
+runners, ``run_regularly`` included, assign: :func:`_written`).
+
+A compiled program is started once per process and then kept running
+(:func:`serving`, :class:`_Server`): each execution is a line of arguments on its
+input, answered by its exit status, rather than a new process (1 to 2 ms saved per
+run, most of a short run). At most :data:`MAX_SERVERS` programs are kept running
+(the least recently used one ends); they end with the process, however it ends. Set
+:data:`SERVE` to ``False`` to start every execution as a process of its own (as
+Brian2 does; a ``run_cmd_unix`` preference of the user's always does). Each program
+also keeps its run directory, whose files every execution rewrites.
 
 The *structure* of a run is everything that is compiled into the program: the objects'
 equations, code, sizes, schedule, clocks, the shapes of the ``TimedArray`` objects, the
@@ -25,7 +36,8 @@ clock starts at zero on every execution, so the program sees ``t_start = 0 s``.
 
 What cannot be generated runs on the runtime target instead, with a
 :class:`StandaloneFallbackWarning` once per reason and network: a user's Python network
-operations and objects of kinds this module does not know how to recreate. (Static
+operations, groups and synapses with events (threshold, reset, ``on_pre``), and objects
+of kinds this module does not know how to recreate. (Static
 relaxation phases, whose settle check is Python, run one program per stretch between
 two checks: :mod:`ephys_eqprop.phases`.)
 """
@@ -215,18 +227,29 @@ def _code(runner) -> str:
     return code if isinstance(code, str) else code.get(None, "")
 
 
+def _regular(obj) -> list:
+    """The code runners a user added to a group or synapses (``run_regularly``)."""
+    return [c for c in obj.contained_objects if type(c) is CodeRunner]
+
+
+def _sub(obj) -> tuple:
+    """What of the objects contained in ``obj`` is compiled (its own, and its
+    ``run_regularly`` code with the time step)."""
+    return tuple((c.name[len(obj.name):], c.when, c.order)
+                 + ((_code(c), float(c.clock.dt)) if type(c) is CodeRunner else ())
+                 for c in obj.contained_objects)
+
+
 def _describe(obj, index: dict) -> tuple:
     """What of ``obj`` is compiled into a program (``index`` names other objects)."""
     kind = _kind(obj)
     dt = float(obj.clock.dt)
     if kind == "group":
-        sub = [(c.name[len(obj.name):], c.when, c.order) for c in obj.contained_objects]
         return (kind, len(obj), _eq_string(obj), _method(obj), dt, obj.when, obj.order,
-                tuple(sub))
+                _sub(obj))
     if kind == "synapses":
-        sub = [(c.name[len(obj.name):], c.when, c.order) for c in obj.contained_objects]
         return (kind, index[obj.source.name], index[obj.target.name], len(obj),
-                _eq_string(obj), _method(obj), dt, tuple(sub))
+                _eq_string(obj), _method(obj), dt, _sub(obj))
     if kind == "monitor":
         return (kind, index[obj.source.name], tuple(obj.record_variables),
                 tuple(np.asarray(obj.record).tolist()), dt, obj.when, obj.order)
@@ -491,6 +514,39 @@ def _transferable(obj) -> list[str]:
     return sorted(set(eqs.diff_eq_names) | set(eqs.parameter_names))
 
 
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:[-+*/]?=)(?!=)")
+
+
+def _written(ordered) -> list[list[str]]:
+    """Per object, the variables handed in that the program's code may change.
+
+    Integrated states, the targets of summed variables, and what a code runner's code
+    assigns; the rest (parameters that no code writes) come back as they went in, and
+    are not read back (at 10 nodes, a third of a short run's result files).
+    """
+    changed = {o.name: set(o.equations.diff_eq_names) for o in ordered
+               if _kind(o) in ("group", "synapses")}
+    for obj in ordered:
+        if _kind(obj) == "synapses":
+            for upd in obj.summed_updaters.values():
+                changed[upd.target.name].add(upd.target_var.name)
+        runners = [obj] if _kind(obj) == "runner" else []
+        if _kind(obj) in ("group", "synapses"):
+            runners += _regular(obj)
+        for runner in runners:
+            for line in re.split(r"[\n;]", _code(runner)):
+                match = _ASSIGNED.match(line)
+                if not match:
+                    continue
+                name, group = match.group(1), runner.group
+                if _kind(group) == "synapses" and name.endswith(("_pre", "_post")):
+                    name, end = name.rsplit("_", 1)
+                    group = group.source if end == "pre" else group.target
+                if group.name in changed:
+                    changed[group.name].add(name)
+    return [[n for n in _transferable(o) if n in changed.get(o.name, ())] for o in ordered]
+
+
 # the network loop of Brian2's generated main program reads the process's CPU clock
 # after every time step (for maximum_run_time, which this module never sets): a system
 # call, 0.2 µs on a virtual machine, a third of a 10-node circuit's step
@@ -703,6 +759,8 @@ class _Program:
         finally:
             reset_device()
             prefs.devices.cpp_standalone.openmp_threads = old_threads
+        #: per object, the variables read back after a run (:func:`_written`)
+        self.written = _written(ordered)
         #: whether the compiled program can serve runs (:func:`serving`, :class:`_Server`)
         self.serves = self.device.serves
         self._server: _Server | None = None
@@ -720,7 +778,9 @@ class _Program:
         # one clock per time step, named by its rank: the generated code then lists its
         # clocks in the same order in every process (a clock per object would be
         # initialised in the order of a set, and the same program would recompile)
-        steps = sorted({float(o.clock.dt) for o in ordered})
+        steps = sorted({float(o.clock.dt) for o in ordered}
+                       | {float(c.clock.dt) for o in ordered if _kind(o) in ("group", "synapses")
+                          for c in _regular(o)})
         clocks = {dt: Clock(dt=dt * second, name=f"clock{k}") for k, dt in enumerate(steps)}
         for obj in ordered:
             kind = _kind(obj)
@@ -744,6 +804,10 @@ class _Program:
                                  when=obj.when, order=obj.order, name=name)
             if kind in ("group", "synapses"):
                 new.when, new.order = obj.when, obj.order
+                for c in _regular(obj):
+                    new.run_regularly(_code(c), clock=clocks[float(c.clock.dt)],
+                                      when=c.when, order=c.order,
+                                      name=new.name + c.name[len(obj.name):])
                 mine = {c.name[len(new.name):]: c for c in new.contained_objects}
                 for c in obj.contained_objects:
                     twin = mine[c.name[len(obj.name):]]
@@ -909,8 +973,8 @@ class _Program:
             data = np.fromfile(path(var), dtype=var.dtype)
             return data if rows is None else data.reshape(rows, -1)
 
-        for obj, clone in zip(ordered, self.clones, strict=True):
-            for name in _transferable(obj):
+        for obj, clone, written in zip(ordered, self.clones, self.written, strict=True):
+            for name in written:
                 obj.variables[name].set_value(result(clone.variables[name]))
             if _kind(obj) != "monitor":
                 continue

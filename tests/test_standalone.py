@@ -187,6 +187,7 @@ def test_a_program_keeps_its_run_directory_and_a_concurrent_run_gets_its_own(den
 
     c, x, y = dendrite
     net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    standalone._end_servers()  # (other tests' programs drop their directories)
     want = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
     programs = [p for p in standalone._PROGRAMS.values() if p._scratch is not None]
     kept = {id(p): p._scratch for p in programs}
@@ -457,6 +458,37 @@ def test_a_users_monitor_records_the_generated_run(dendrite):
     np.testing.assert_allclose(t_sa, t_np, rtol=0, atol=1e-12)
     assert end_sa == pytest.approx(end_np, abs=1e-12)
     assert np.max(abs(v_np - v_sa)) <= TOL * np.max(abs(v_np))
+
+
+def test_what_a_users_code_writes_comes_back_and_nothing_else_is_read(dendrite):
+    """Only what a program's code may change is read back after a run (integrated states,
+    summed-variable targets, what code runners assign): a user's run_regularly is part
+    of the generated program, the parameter it writes comes back as on numpy, and
+    parameters no code writes are not read at all."""
+    from brian2 import NeuronGroup
+
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    out = {}
+    for target in ("numpy", "cpp_standalone"):
+        net = c.build(batch=2, dt=0.05 * ms, target=target)
+        extra = NeuronGroup(3, "dv/dt = (a - v)/ms : 1\na : 1\nb : 1", method="euler",
+                            dt=0.05 * ms)
+        extra.b = "i"
+        extra.run_regularly("a += 1", dt=1 * ms)
+        net.network.add(extra)
+        with warnings.catch_warnings():  # (generated, not fallen back to the runtime)
+            warnings.simplefilter("error", standalone.StandaloneFallbackWarning)
+            eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+        out[target] = (np.array(extra.v[:]), np.array(extra.a[:]), np.array(extra.b[:]))
+        ordered = standalone._ordered([o for o in net.network.objects if o.active])
+        written = dict(zip((o.name for o in ordered), standalone._written(ordered),
+                           strict=True))
+    for got, want in zip(out["cpp_standalone"], out["numpy"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=TOL)
+    assert out["numpy"][1][0] > 0
+    assert set(written[extra.name]) == {"v", "a"}
 
 
 def _counter(calls: list):
