@@ -46,7 +46,8 @@ spawn):
   a process that has just compiled with Cython, the ``gc.collect()`` that Brian2 makes
   at the start of every run takes several times longer, and so does a short gradient;
 * for cpp_standalone, how much of a gradient's time the generated programs themselves
-  take (the wall time of ``./main``); the rest is Python: writing the programs' inputs
+  take (from the line of arguments sent to a program kept running to its answer: its
+  run, start-up and end included); the rest is Python: writing the programs' inputs
   (values; the recorded trajectory reaches the adjoint program as the file the forward
   program wrote) to files, reading their results, preparing the runs;
 * the peak resident memory of the process (``ru_maxrss``; for cpp_standalone plus that
