@@ -228,7 +228,8 @@ def _code(runner) -> str:
 
 
 def _regular(obj) -> list:
-    """The code runners a user added to a group or synapses (``run_regularly``)."""
+    """The code runners a user added to an object (``run_regularly`` of a group or
+    synapses; other objects contain none)."""
     return [c for c in obj.contained_objects if type(c) is CodeRunner]
 
 
@@ -530,10 +531,7 @@ def _written(ordered) -> list[list[str]]:
         if _kind(obj) == "synapses":
             for upd in obj.summed_updaters.values():
                 changed[upd.target.name].add(upd.target_var.name)
-        runners = [obj] if _kind(obj) == "runner" else []
-        if _kind(obj) in ("group", "synapses"):
-            runners += _regular(obj)
-        for runner in runners:
+        for runner in ([obj] if _kind(obj) == "runner" else []) + _regular(obj):
             for line in re.split(r"[\n;]", _code(runner)):
                 match = _ASSIGNED.match(line)
                 if not match:
@@ -779,8 +777,7 @@ class _Program:
         # clocks in the same order in every process (a clock per object would be
         # initialised in the order of a set, and the same program would recompile)
         steps = sorted({float(o.clock.dt) for o in ordered}
-                       | {float(c.clock.dt) for o in ordered if _kind(o) in ("group", "synapses")
-                          for c in _regular(o)})
+                       | {float(c.clock.dt) for o in ordered for c in _regular(o)})
         clocks = {dt: Clock(dt=dt * second, name=f"clock{k}") for k, dt in enumerate(steps)}
         for obj in ordered:
             kind = _kind(obj)
@@ -837,7 +834,8 @@ class _Program:
                     self._scratch = _new_scratch(root)
                 self._execute(ordered, namespace, start, self._scratch, serve=True)
             finally:
-                _trim(self._scratch)
+                if self._scratch is not None:
+                    _trim(self._scratch)
                 self._busy.release()
             return
         scratch = _new_scratch(root)
