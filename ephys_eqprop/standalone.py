@@ -335,7 +335,7 @@ def run_objects(objects, duration, namespace: dict, *, threads: int = 0,
     index = {o.name: f"e{k:03d}" for k, o in enumerate(ordered)}
     steps = int(round(float(duration) / float(ordered[0].clock.dt)))
     structure = (tuple(_describe(o, index) for o in ordered), _namespace_key(namespace),
-                 steps, threads)
+                 steps, threads, _compilation())
     key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
     program = _PROGRAMS.get(key)
     if program is None:
@@ -646,6 +646,56 @@ def serving(source: str, dynamic=(), dynamic_2d=(), networks=()) -> str | None:
             + _SERVE.format(reset="\n".join(reset)))
 
 
+#: whether generated programs evaluate ``exp``, ``log``, ``sin``, ``cos`` and ``pow``
+#: in loops four at a time with glibc's vector functions (:data:`VECTOR_MATH_HEADER`)
+VECTOR_MATH = True
+
+#: A header included by every code object of a program when :data:`VECTOR_MATH` is
+#: set. Brian2 compiles with ``-ffast-math -fno-finite-math-only`` (so that infinities
+#: and NaN keep their meaning); the second flag also undefines ``__FAST_MATH__``, the
+#: macro under which glibc declares the vector forms of its math functions, and every
+#: loop over neurons or synapses then calls the scalar form once per element (at
+#: N = 1000 in ``benchmarks/adjoint_vs_jax.py``, half of a program's time). The header
+#: makes the same declarations, so that GCC vectorises such loops, leaving the flags,
+#: and with them the meaning of infinities and NaN, as they are. glibc documents its
+#: vector functions as accurate to 4 ulp (its scalar ``exp``: < 1 ulp). Elsewhere
+#: (another compiler or C library, a preference that already defines
+#: ``__FAST_MATH__``) the header declares nothing.
+VECTOR_MATH_HEADER = """\
+#ifndef EPHYS_EQPROP_VECTOR_MATH_H
+#define EPHYS_EQPROP_VECTOR_MATH_H
+#include <math.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) \\
+    && !defined(__FAST_MATH__) && defined(__GLIBC__)
+#if __GLIBC_PREREQ(2, 22)
+extern "C" {
+#define EPHYS_EQPROP_SIMD __attribute__((__simd__("notinbranch")))
+EPHYS_EQPROP_SIMD double exp(double) throw();
+EPHYS_EQPROP_SIMD double log(double) throw();
+EPHYS_EQPROP_SIMD double sin(double) throw();
+EPHYS_EQPROP_SIMD double cos(double) throw();
+EPHYS_EQPROP_SIMD double pow(double, double) throw();
+#undef EPHYS_EQPROP_SIMD
+}
+#endif
+#endif
+#endif
+"""
+_VECTOR_MATH_FILE = "ephys_eqprop_vector_math.h"
+
+
+def _compilation() -> tuple:
+    """What besides the generated code decides a compiled program: Brian2's compiler
+    preferences and :data:`VECTOR_MATH` (part of a program's structure, so that a
+    change compiles a new program rather than reusing one built otherwise)."""
+    from brian2 import prefs
+
+    names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
+             "codegen.cpp.extra_compile_args_gcc", "codegen.cpp.define_macros",
+             "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
+    return (*(repr(prefs[name]) for name in names), VECTOR_MATH)
+
+
 def _device():
     """Brian2's C++ standalone device, with :func:`clock_once` applied to its network
     loop, and programs that can serve runs (:func:`serving`)."""
@@ -654,6 +704,24 @@ def _device():
     class Device(CPPStandaloneDevice):
         #: whether the last generated program serves runs
         serves = False
+
+        def __init__(self):
+            super().__init__()
+            if VECTOR_MATH:
+                self.headers.append(f'"{_VECTOR_MATH_FILE}"')
+
+        def copy_source_files(self, writer, directory):
+            super().copy_source_files(writer, directory)
+            if VECTOR_MATH:
+                path = os.path.join(directory, _VECTOR_MATH_FILE)
+                old = None
+                if os.path.exists(path):
+                    with open(path) as f:
+                        old = f.read()
+                if old != VECTOR_MATH_HEADER:  # (unchanged: make has nothing to do)
+                    with open(path, "w") as f:
+                        f.write(VECTOR_MATH_HEADER)
+                writer.header_files.add(_VECTOR_MATH_FILE)
 
         def generate_main_source(self, writer):
             from brian2.devices.cpp_standalone.codeobject import c_data_type

@@ -629,3 +629,57 @@ def test_run_files_go_to_disk_when_shared_memory_is_short(dendrite, monkeypatch)
     assert real(2**62) is None  # no memory holds that much
     monkeypatch.setattr(standalone, "_scratch_root", lambda n: real(2**62))
     assert rel(ref, est.gradient(net, x, y, loss)) == 0
+
+
+def _diode_problem():
+    """Two diode neurons (those of benchmarks/adjoint_vs_jax.py) between two inputs and a
+    capacitor output (100 steps): loops over neurons that evaluate ``exp``."""
+    from brian2 import mV, nA, nF, uS, volt
+
+    c = eq.Circuit()
+    c.add_input("x", 2)
+    c.add_nodes("h", 2, eq.models.DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt,
+                                              V_high=0.2 * volt, I_s=1 * nA, V_T=50 * mV))
+    c.add_nodes("y", 1, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.connect("x", "h", eq.models.Resistor(), g=np.array([[20.0, 30.0], [10.0, 0.0]]) * uS)
+    c.connect("h", "y", eq.models.Resistor(), g=np.array([[5.0], [7.0]]) * uS)
+    c.set_output("y")
+    x = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=4,
+                              peak=400 * mV)
+    y = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=5,
+                              n_channels=1)
+    return c, x, y
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"),
+                    reason="glibc's vector math functions are an x86-64 GNU/Linux feature")
+def test_neuron_loops_call_the_vector_exp_and_agree_with_numpy(monkeypatch):
+    """With :data:`standalone.VECTOR_MATH` (the default) the compiled loops call glibc's
+    vector ``exp``; without it, Brian2's flags leave them calling the scalar one (which
+    is why the header exists). Either program's gradient agrees with numpy to 1e-9
+    (glibc's vector functions are accurate to 4 ulp), and switching the setting builds
+    another program rather than reusing one compiled the other way."""
+    from ephys_eqprop import standalone
+
+    c, x, y = _diode_problem()
+    loss = eq.losses.MSE()
+    ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.01 * ms), x, y, loss)
+    symbols = {}
+    for vector in (True, False):
+        monkeypatch.setattr(standalone, "VECTOR_MATH", vector)
+        before = set(standalone._PROGRAMS)
+        net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
+        err = rel(ref, eq.Adjoint().gradient(net, x, y, loss))
+        assert err < TOL, err
+        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
+        assert len(new) == 2, "forward and adjoint programs of their own"
+        symbols[vector] = set()
+        for program in new:
+            with open(os.path.join(program.directory, "main"), "rb") as f:
+                binary = f.read()
+            symbols[vector] |= {s for s in (b"_ZGVdN4v_exp", b"_ZGVbN2v_exp", b"exp@")
+                                if s in binary}
+        print(f"VECTOR_MATH={vector}: numpy vs cpp_standalone {err:.1e}")
+    if not (b"_ZGVdN4v_exp" in symbols[True] or b"_ZGVbN2v_exp" in symbols[True]):
+        pytest.skip("this compiler or C library has no vector exp")
+    assert not symbols[False] & {b"_ZGVdN4v_exp", b"_ZGVbN2v_exp"}
