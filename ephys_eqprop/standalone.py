@@ -269,6 +269,8 @@ def _namespace_key(namespace: dict) -> tuple:
                           repr(val.dim), float(val.dt)))
         elif isinstance(val, Function):
             items.append((key, "Function", repr(sorted(val.implementations.keys()))))
+        elif isinstance(val, Quantity):  # (its repr looks for the best unit: slow)
+            items.append((key, "Quantity", np.asarray(val).tolist(), repr(val.dim)))
         else:
             items.append((key, repr(val)))
     return tuple(items)
@@ -831,6 +833,7 @@ class _Program:
         self.serves = self.device.serves
         self._server: _Server | None = None
         self._scratch: str | None = None  # the program's own run directory
+        self._bytes: int | None = None  # of an execution's files (:meth:`_traffic`)
         # held while a run uses the program's server and directory
         self._busy = threading.Lock()
         _BUILDS["count"] += 1
@@ -920,7 +923,15 @@ class _Program:
             self._scratch = None
 
     def _traffic(self, ordered, namespace) -> int:
-        """Bytes of one execution's files: every value handed in, every result back."""
+        """Bytes of one execution's files: every value handed in, every result back.
+
+        Sizes are part of the structure, so this is the same for every execution of
+        the program (counted once)."""
+        if self._bytes is None:
+            self._bytes = self._count_traffic(ordered, namespace)
+        return self._bytes
+
+    def _count_traffic(self, ordered, namespace) -> int:
         total = sum(namespace[name].values.nbytes for name in self.timed)
         for obj in ordered:
             total += 2 * sum(obj.variables[n].get_value().nbytes for n in _transferable(obj))
