@@ -53,6 +53,7 @@ import tempfile
 import threading
 import warnings
 import weakref
+from collections import Counter
 
 import numpy as np
 from brian2 import (
@@ -286,8 +287,11 @@ def _ordered(objects) -> list:
     """
     rank = {"group": 0, "synapses": 1, "runner": 2, "monitor": 3}
     bases = {o.name: _base(o.name) for o in objects}
-    return sorted(objects, key=lambda o: (rank[_kind(o)], o.when, o.order, bases[o.name],
-                                          repr(_describe(o, bases))))
+    first = {o.name: (rank[_kind(o)], o.when, o.order, bases[o.name]) for o in objects}
+    ties = Counter(first.values())
+    # (describing an object costs more than the rest of its key: only for ties)
+    return sorted(objects, key=lambda o: (first[o.name], repr(_describe(o, bases))
+                                          if ties[first[o.name]] > 1 else ""))
 
 
 # ---------------------------------------------------------------------- running
@@ -509,12 +513,19 @@ def run_network(network, duration, namespace: dict, *, standalone: bool, what: s
         gc.unfreeze()
 
 
+_TRANSFERABLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _transferable(obj) -> list[str]:
     """Names of the variables of ``obj`` whose values a run reads or changes."""
     if _kind(obj) not in ("group", "synapses"):
         return []
-    eqs = obj.equations
-    return sorted(set(eqs.diff_eq_names) | set(eqs.parameter_names))
+    names = _TRANSFERABLE.get(obj)
+    if names is None:  # (an object's equations do not change)
+        eqs = obj.equations
+        names = _TRANSFERABLE[obj] = sorted(set(eqs.diff_eq_names)
+                                            | set(eqs.parameter_names))
+    return names
 
 
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:[-+*/]?=)(?!=)")
@@ -572,6 +583,32 @@ def clock_once(source: str) -> str:
     source = _STEP_CLOCK.sub(lambda m: m.group(1), source)
     return source.replace(_LOOP_END, "\n    current = std::clock();\n    "
                           + found[0][1] + _LOOP_END)
+
+
+_WRITE_BLOCK = re.compile(
+    r"    ofstream outfile_(\w+);\n.*?"
+    r"Error writing output file for \1\.\" << endl;\n    \}\n", re.DOTALL)
+
+
+def only_results(source: str, names) -> str:
+    """Brian2's ``objects.cpp`` with ``_write_arrays`` writing only the arrays ``names``.
+
+    Brian2 writes every array of the program to a file at the end of every run (some
+    sixty files for the benchmark circuit's forward program, most of a short run's
+    end); Python reads back only what the run's code may change (:func:`_written`) and
+    the recordings. Source of another form (another Brian2 version), or in which some
+    of ``names`` has no block, is returned as it is.
+    """
+    start = source.find("void _write_arrays()")
+    if start < 0:
+        return source
+    end = source.find("\n}\n", start)
+    body = source[start:end]
+    blocks = {m.group(1) for m in _WRITE_BLOCK.finditer(body)}
+    if not blocks or not set(names) <= blocks:
+        return source
+    body = _WRITE_BLOCK.sub(lambda m: m.group(0) if m.group(1) in names else "", body)
+    return source[:start] + body + source[end:]
 
 
 _MAIN = "int main(int argc, char **argv)\n"
@@ -686,16 +723,28 @@ EPHYS_EQPROP_SIMD double pow(double, double) throw();
 _VECTOR_MATH_FILE = "ephys_eqprop_vector_math.h"
 
 
+def _generator() -> str:
+    """A hash of this module, which rewrites parts of Brian2's generated code
+    (:func:`clock_once`, :func:`serving`, :func:`only_results`, the vector math
+    header): another version of it makes other programs."""
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+_GENERATOR = _generator()
+
+
 def _compilation() -> tuple:
-    """What besides the generated code decides a compiled program: Brian2's compiler
-    preferences and :data:`VECTOR_MATH` (part of a program's structure, so that a
-    change compiles a new program rather than reusing one built otherwise)."""
+    """What besides the objects decides a compiled program: Brian2's compiler
+    preferences, :data:`VECTOR_MATH` and the version of this module (part of a
+    program's structure, so that a change compiles a new program rather than reusing
+    one built otherwise)."""
     from brian2 import prefs
 
     names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
              "codegen.cpp.extra_compile_args_gcc", "codegen.cpp.define_macros",
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
-    return (*(repr(prefs[name]) for name in names), VECTOR_MATH)
+    return (*(repr(prefs[name]) for name in names), VECTOR_MATH, _GENERATOR)
 
 
 def _device():
@@ -706,6 +755,8 @@ def _device():
     class Device(CPPStandaloneDevice):
         #: whether the last generated program serves runs
         serves = False
+        #: names of the arrays its runs write at their end (``None``: all, as Brian2's)
+        results = None
 
         def __init__(self):
             super().__init__()
@@ -744,6 +795,19 @@ def _device():
                     return writer.write(filename, contents)
 
             super().generate_main_source(Writer())
+
+        def generate_objects_source(self, writer, *args, **kwargs):
+            device = self
+
+            class Writer:
+                def write(self, filename, contents):
+                    if filename != "objects.*" or device.results is None:
+                        return writer.write(filename, contents)
+                    writer.write("objects.cpp",
+                                 only_results(str(contents.cpp_file), device.results))
+                    writer.write("objects.h", contents.h_file)
+
+            super().generate_objects_source(Writer(), *args, **kwargs)
 
         def generate_network_source(self, writer, compiler):
             class Writer:
@@ -816,6 +880,9 @@ class _Program:
             self.device.apply_run_args()
             net = Network(*self.clones)
             net.run(duration, namespace=ns)
+            #: per object, the variables read back after a run (:func:`_written`)
+            self.written = _written(ordered)
+            self.device.results = self._results()
             os.makedirs(self.directory, exist_ok=True)
             # one process at a time generates and compiles a program (Brian2's own file
             # lock, as for its cython cache); a process that waited finds the sources
@@ -827,16 +894,31 @@ class _Program:
         finally:
             reset_device()
             prefs.devices.cpp_standalone.openmp_threads = old_threads
-        #: per object, the variables read back after a run (:func:`_written`)
-        self.written = _written(ordered)
         #: whether the compiled program can serve runs (:func:`serving`, :class:`_Server`)
         self.serves = self.device.serves
         self._server: _Server | None = None
         self._scratch: str | None = None  # the program's own run directory
         self._bytes: int | None = None  # of an execution's files (:meth:`_traffic`)
+        # the bytes last written to each small input file of the kept run directory
+        self._given: dict[str, bytes] = {}
+        # the kept run directory's large files, once found (:func:`_trim`)
+        self._large: dict[int, list[str]] = {}  # by the size that counts as large
+        self._large_inputs: list[str] = []  # written by the last execution
+        self._filenames: dict[int, str] = {}  # id of a clone's variable -> result file
         # held while a run uses the program's server and directory
         self._busy = threading.Lock()
         _BUILDS["count"] += 1
+
+    def _results(self) -> set[str]:
+        """Names (in the generated code) of the arrays that Python reads after a run."""
+        names = set()
+        for clone, written in zip(self.clones, self.written, strict=True):
+            read = list(written)
+            if _kind(clone) == "monitor":
+                read += ["t", *clone.record_variables]
+            names |= {self.device.get_array_name(clone.variables[name], access_data=False)
+                      for name in read}
+        return names
 
     @staticmethod
     def _clone(ordered, index) -> list:
@@ -903,10 +985,13 @@ class _Program:
                 if self._scratch is None or os.path.dirname(self._scratch) != root:
                     self._drop_scratch()
                     self._scratch = _new_scratch(root)
-                self._execute(ordered, namespace, start, self._scratch, serve=True)
+                self._execute(ordered, namespace, start, self._scratch, serve=True,
+                              given=self._given)
             finally:
                 if self._scratch is not None:
-                    _trim(self._scratch)
+                    known = self._large.get(KEEP_BYTES)
+                    self._large = {KEEP_BYTES: _trim(self._scratch, known,
+                                                     self._large_inputs, self._given)}
                 self._busy.release()
             return
         scratch = _new_scratch(root)
@@ -921,6 +1006,8 @@ class _Program:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+        self._given.clear()
+        self._large = {}
 
     def _traffic(self, ordered, namespace) -> int:
         """Bytes of one execution's files: every value handed in, every result back.
@@ -998,8 +1085,14 @@ class _Program:
             out.seek(0)
             return code, out.read() if code else ""
 
-    def _execute(self, ordered, namespace, start, scratch, serve: bool) -> None:
+    def _execute(self, ordered, namespace, start, scratch, serve: bool,
+                 given: dict | None = None) -> None:
         """One execution: values to files, the program, its result files back.
+
+        ``given`` (a kept run directory's) holds the bytes last written to each of
+        its small input files: a file whose value has not changed since (most of
+        them: constants, parameters between updates, zero initial states) is not
+        written again.
 
         The program is started directly rather than through ``device.run``, which for
         every execution also matches each argument against every array it caches, and
@@ -1013,6 +1106,7 @@ class _Program:
         os.makedirs(inputs, exist_ok=True)
         os.makedirs(results, exist_ok=True)
         args = []
+        self._large_inputs = []
 
         def give(target: str, value, dtype) -> None:
             arr = np.ascontiguousarray(value, dtype=dtype)
@@ -1024,8 +1118,18 @@ class _Program:
                 args.append(f"{target}={fname}")
                 return
             fname = os.path.join(inputs, f"{len(args):04d}.dat")
-            arr.tofile(fname)
             args.append(f"{target}={fname}")
+            if given is None or arr.nbytes >= KEEP_BYTES:  # (large files are trimmed)
+                arr.tofile(fname)
+                if arr.nbytes >= KEEP_BYTES:
+                    self._large_inputs.append(fname)
+                return
+            data = arr.tobytes()
+            if given.get(fname) != data:
+                given.pop(fname, None)  # (until written whole)
+                with open(fname, "wb") as f:
+                    f.write(data)
+                given[fname] = data
 
         for obj, clone in zip(ordered, self.clones, strict=True):
             for name in _transferable(obj):
@@ -1044,7 +1148,10 @@ class _Program:
                 f"{code}){': ' + text if text.strip() else ''}")
 
         def path(var) -> str:
-            return os.path.join(results, self.device.get_array_filename(var))
+            name = self._filenames.get(id(var))
+            if name is None:
+                name = self._filenames[id(var)] = self.device.get_array_filename(var)
+            return os.path.join(results, name)
 
         def result(var, rows: int | None = None) -> np.ndarray:
             data = np.fromfile(path(var), dtype=var.dtype)
@@ -1188,8 +1295,22 @@ def _new_scratch(root: str) -> str:
     return tempfile.mkdtemp(prefix=f"ephys_eqprop_p{os.getpid()}_", dir=root)
 
 
-def _trim(scratch: str) -> None:
-    """Remove the large files of a kept run directory (read; not to hold memory)."""
+def _trim(scratch: str, large: list[str] | None = None, inputs=(),
+          given: dict | None = None) -> list[str]:
+    """Remove the large files of a kept run directory (read; not to hold memory).
+
+    ``large``: the paths of the large result files that an earlier trim of the same
+    program's directory found (the sizes of a program's results are part of its
+    structure), removed without looking at every file again; ``inputs``: the large
+    input files just written; ``given``: the program's record of its input files
+    (:meth:`_Program._execute`), from which removed files are dropped. Returns the
+    large result files' paths.
+    """
+    if large is not None:
+        for path in (*large, *inputs):
+            _remove(path)
+        return large
+    found = []
     for sub in ("in", "out"):
         try:
             entries = list(os.scandir(os.path.join(scratch, sub)))
@@ -1199,8 +1320,13 @@ def _trim(scratch: str) -> None:
             try:
                 if entry.stat().st_size >= KEEP_BYTES:
                     os.remove(entry.path)
+                    if sub == "out":
+                        found.append(entry.path)
+                    elif given is not None:
+                        given.pop(entry.path, None)
             except OSError:
                 pass
+    return found
 
 
 def _end_servers() -> None:

@@ -464,8 +464,8 @@ def test_what_a_users_code_writes_comes_back_and_nothing_else_is_read(dendrite):
     """Only what a program's code may change is read back after a run (integrated states,
     summed-variable targets, what code runners assign): a user's run_regularly is part
     of the generated program, the parameter it writes comes back as on numpy, and
-    parameters no code writes are not read at all."""
-    from brian2 import NeuronGroup
+    parameters no code writes are not read at all, nor written by the program."""
+    from brian2 import NeuronGroup, StateMonitor
 
     from ephys_eqprop import standalone
 
@@ -489,6 +489,17 @@ def test_what_a_users_code_writes_comes_back_and_nothing_else_is_read(dendrite):
         np.testing.assert_allclose(got, want, rtol=TOL)
     assert out["numpy"][1][0] > 0
     assert set(written[extra.name]) == {"v", "a"}
+    # and a program writes no other file at its end (Brian2's writes every array)
+    programs = [p for p in standalone._PROGRAMS.values() if p._scratch is not None]
+    assert programs
+    for p in programs:
+        files = set(os.listdir(os.path.join(p._scratch, "out"))) - {"last_run_info.txt"}
+        read = {p.device.get_array_filename(clone.variables[name])
+                for clone, names in zip(p.clones, p.written, strict=True)
+                for name in [*names, *(["t", *clone.record_variables]
+                                       if isinstance(clone, StateMonitor) else [])]}
+        every = {p.device.get_array_filename(var) for var in p.device.arrays}
+        assert files and files <= read < every, (files - read, len(every))
 
 
 def _counter(calls: list):
