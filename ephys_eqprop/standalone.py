@@ -19,11 +19,15 @@ run, most of a short run). At most :data:`MAX_SERVERS` programs are kept running
 (the least recently used one ends); they end with the process, however it ends. Set
 :data:`SERVE` to ``False`` to start every execution as a process of its own (as
 Brian2 does; a ``run_cmd_unix`` preference of the user's always does). Each program
-also keeps its run directory, whose files every execution rewrites.
+also keeps its run directory, in which an execution rewrites only the input files
+whose values changed, and its runs write only the arrays that Python reads back
+(:func:`only_results`; Brian2's programs write every array). Loops over neurons and
+synapses call glibc's vector math functions (:data:`VECTOR_MATH`).
 
 The *structure* of a run is everything that is compiled into the program: the objects'
 equations, code, sizes, schedule, clocks, the shapes of the ``TimedArray`` objects, the
-namespace's constants and the duration. It is hashed; the project lives in
+namespace's constants and the duration, and Brian2's compiler preferences and the
+version of this module (:func:`_compilation`). It is hashed; the project lives in
 ``<cache>/<hash>`` (``cache_directory()``), so a second run, a second network of the same
 circuit, or a second process does not compile again (Brian2 rewrites only source
 files whose text changed, and ``make`` then has nothing to do). Values (parameters,
