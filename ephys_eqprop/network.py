@@ -534,7 +534,8 @@ class CircuitNetwork:
         for obj in self._loss_objects:
             self.network.remove(obj)
         self.groups[self.circuit.output].I_nudge = 0 * volt * siemens
-        self._loss_objects = loss.make_objects(self)
+        with self._target():  # (the loss's synapses generate code as they connect)
+            self._loss_objects = loss.make_objects(self)
         self.own(*self._loss_objects)
         self.network.add(*self._loss_objects)
         self.loss = loss

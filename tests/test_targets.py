@@ -41,6 +41,24 @@ def test_an_explicit_target_wins_over_the_preference():
     assert small().build(target="numpy").target == "numpy"
 
 
+def test_objects_made_for_a_loss_generate_code_for_the_networks_target(monkeypatch):
+    """The loss's Brian2 objects are made at the first gradient, not at build(); their
+    synapses generate code as they connect, which must be for the network's target,
+    not for whatever Brian2's preference says then (with "cython" there, a numpy
+    network's first gradient used to compile Cython extensions)."""
+    from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+    made = []
+    monkeypatch.setattr(CythonCodeObject, "compile_block",
+                        lambda self, block: made.append(self.name))
+    net = small().build(dt=0.01 * ms, target="numpy")
+    brian2.prefs.codegen.target = "cython"
+    x, y = np.array([[0.1]]) * brian2.volt, np.array([[0.05, 0.02]]) * brian2.volt
+    eq.SymmetricEP(beta=0.1).gradient(net, x, y, eq.losses.MSE())
+    assert made == []
+    assert brian2.prefs.codegen.target == "cython"  # (the user's preference, restored)
+
+
 def test_standalone_device_is_refused_in_the_packages_words():
     brian2.set_device("cpp_standalone", build_on_run=False)
     try:
