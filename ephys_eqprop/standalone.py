@@ -985,17 +985,20 @@ class _Program:
 
         root = _scratch_root(self._traffic(ordered, namespace)) or tempfile.gettempdir()
         if self._busy.acquire(blocking=False):
+            ok = False
             try:
                 if self._scratch is None or os.path.dirname(self._scratch) != root:
                     self._drop_scratch()
                     self._scratch = _new_scratch(root)
                 self._execute(ordered, namespace, start, self._scratch, serve=True,
                               given=self._given)
+                ok = True
             finally:
                 if self._scratch is not None:
-                    known = self._large.get(KEEP_BYTES)
-                    self._large = {KEEP_BYTES: _trim(self._scratch, known,
-                                                     self._large_inputs, self._given)}
+                    found = _trim(self._scratch, self._large.get(KEEP_BYTES),
+                                  self._large_inputs, self._given)
+                    # (a run that failed may not have written its results: look again)
+                    self._large = {KEEP_BYTES: found} if ok else {}
                 self._busy.release()
             return
         scratch = _new_scratch(root)
