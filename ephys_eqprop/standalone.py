@@ -713,11 +713,11 @@ VECTOR_MATH_HEADER = """\
 #if __GLIBC_PREREQ(2, 22)
 extern "C" {
 #define EPHYS_EQPROP_SIMD __attribute__((__simd__("notinbranch")))
-EPHYS_EQPROP_SIMD double exp(double) throw();
-EPHYS_EQPROP_SIMD double log(double) throw();
-EPHYS_EQPROP_SIMD double sin(double) throw();
-EPHYS_EQPROP_SIMD double cos(double) throw();
-EPHYS_EQPROP_SIMD double pow(double, double) throw();
+EPHYS_EQPROP_SIMD double exp(double) __THROW;
+EPHYS_EQPROP_SIMD double log(double) __THROW;
+EPHYS_EQPROP_SIMD double sin(double) __THROW;
+EPHYS_EQPROP_SIMD double cos(double) __THROW;
+EPHYS_EQPROP_SIMD double pow(double, double) __THROW;
 #undef EPHYS_EQPROP_SIMD
 }
 #endif
