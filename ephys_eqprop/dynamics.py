@@ -17,6 +17,7 @@ differentiates.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
@@ -138,25 +139,32 @@ class RunObjects:
 
     def __init__(self, network):
         self.network = network
-        self._made = {}
+        self._made = {}  # key -> (object, weak reference to the group it acts on)
 
-    def _get(self, key, make):
-        obj = self._made.get(key)
-        if obj is None:
-            obj = self._made[key] = make()
-            obj.active = False
-            self.network.add(obj)
+    def _get(self, key, group, make):
+        # The key names the group; a group that is gone (a loss replaced by another,
+        # whose objects are then freed) may leave its name to a new one, so the object
+        # made for it is used only while its own group is alive and is that group.
+        made = self._made.get(key)
+        if made is not None and made[1]() is group:
+            return made[0]
+        if made is not None:
+            self.network.remove(made[0])
+        obj = make()
+        obj.active = False
+        self.network.add(obj)
+        self._made[key] = (obj, weakref.ref(group))
         return obj
 
     def operation(self, group, code: str, *, when: str = "start", order: int = -1,
                   name: str = "operation*"):
         """:func:`operation` ``(group, code, ...)``, the same object every time."""
-        return self._get(("operation", group.name, code, when, order),
+        return self._get(("operation", group.name, code, when, order), group,
                          lambda: operation(group, code, when=when, order=order, name=name))
 
     def monitor(self, source, var: str, *, name: str = "rec*"):
         """A ``StateMonitor`` of ``var`` (every index) of ``source``, empty."""
-        mon = self._get(("monitor", source.name, var),
+        mon = self._get(("monitor", source.name, var), source,
                         lambda: StateMonitor(source, var, record=True, name=name))
         _empty(mon)  # (a run stopped by an error or Ctrl-C leaves a partial recording)
         return mon

@@ -441,3 +441,21 @@ def test_waveforms_and_conductances_of_one_seed_are_independent_streams():
     u_x = np.asarray(eq.datasets._rng(0, eq.datasets._STREAM_MULTISINE).uniform(0, 1, len(g)))
     assert not np.allclose(u_g, u_x)
     assert x.n_steps == 400
+
+
+def test_a_new_loss_object_per_gradient_gives_the_same_gradient():
+    """Each new loss object replaces the network's loss objects; the old ones are freed
+    and a new one may take a freed one's Brian2 name. The drives and recorders made
+    once per network for the old loss's group must not be reused for the new group
+    (they were, and the run failed on the freed group)."""
+    import gc
+
+    import target_agreement
+
+    c, x, y = target_agreement.dendrite()
+    net = c.build(batch=2, dt=0.05 * ms)
+    first = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+    for _ in range(3):
+        gc.collect()  # (frees the replaced loss's objects, and their names)
+        again = eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+        assert target_agreement.rel(first, again) == 0.0
