@@ -83,6 +83,7 @@ __all__ = [
     "recording",
     "run_network",
     "run_objects",
+    "serving_cpu_seconds",
 ]
 
 #: Name of the run's start time in a run namespace (zero in a generated program).
@@ -1334,6 +1335,32 @@ def _trim(scratch: str, large: list[str] | None = None, inputs=(),
             except OSError:
                 pass
     return found
+
+
+def serving_cpu_seconds() -> float | None:
+    """CPU time (user + system, second) used so far by the programs now serving runs.
+
+    A program kept running (:class:`_Server`) is not a finished child process, so
+    ``resource.getrusage(RUSAGE_CHILDREN)`` does not count it; this reads each one's
+    ``/proc/<pid>/stat`` (clock ticks, usually 10 ms). ``None`` where there is no
+    ``/proc`` (not Linux). Programs that ended before the call are not counted.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for program in list(_SERVING.values()):
+        server = program._server
+        if server is None or server.process.poll() is not None:
+            continue
+        try:
+            with open(f"/proc/{server.process.pid}/stat") as f:
+                # fields after the command name: state (0), ..., utime (11), stime (12)
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            if not os.path.isdir("/proc/self"):
+                return None
+            continue  # (it ended meanwhile)
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def _end_servers() -> None:

@@ -694,3 +694,24 @@ def test_neuron_loops_call_the_vector_exp_and_agree_with_numpy(monkeypatch):
     if not (b"_ZGVdN4v_exp" in symbols[True] or b"_ZGVbN2v_exp" in symbols[True]):
         pytest.skip("this compiler or C library has no vector exp")
     assert not symbols[False] & {b"_ZGVdN4v_exp", b"_ZGVbN2v_exp"}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc (Linux)")
+def test_the_cpu_time_of_serving_programs_is_counted(dendrite):
+    """The programs kept running are no finished children, so the process's rusage does
+    not see their CPU time; serving_cpu_seconds() does: it grows with the runs, by no
+    more than their wall time (one thread each, one program at a time) and a clock
+    tick of /proc's resolution per program."""
+    from ephys_eqprop import standalone
+
+    c, x, y = dendrite
+    net = c.build(batch=2, dt=0.05 * ms, target="cpp_standalone")
+    eq.Adjoint().gradient(net, x, y, eq.losses.MSE())  # (compiled, serving)
+    tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    cpu0, t0 = standalone.serving_cpu_seconds(), time.perf_counter()
+    while standalone.serving_cpu_seconds() - cpu0 < 5 * tick and time.perf_counter() - t0 < 60:
+        eq.Adjoint().gradient(net, x, y, eq.losses.MSE())
+    wall = time.perf_counter() - t0
+    used = standalone.serving_cpu_seconds() - cpu0
+    print(f"serving programs: {used:.2f} s CPU in {wall:.2f} s")
+    assert 5 * tick <= used <= wall + 2 * tick * standalone.MAX_SERVERS
