@@ -908,7 +908,6 @@ class _Program:
         self._given: dict[str, bytes] = {}
         # the kept run directory's large files, once found (:func:`_trim`)
         self._large: dict[int, list[str]] = {}  # by the size that counts as large
-        self._large_inputs: list[str] = []  # written by the last execution
         self._filenames: dict[int, str] = {}  # id of a clone's variable -> result file
         # held while a run uses the program's server and directory
         self._busy = threading.Lock()
@@ -986,20 +985,19 @@ class _Program:
 
         root = _scratch_root(self._traffic(ordered, namespace)) or tempfile.gettempdir()
         if self._busy.acquire(blocking=False):
-            ok = False
+            large_inputs = None
             try:
                 if self._scratch is None or os.path.dirname(self._scratch) != root:
                     self._drop_scratch()
                     self._scratch = _new_scratch(root)
-                self._execute(ordered, namespace, start, self._scratch, serve=True,
-                              given=self._given)
-                ok = True
+                large_inputs = self._execute(ordered, namespace, start, self._scratch,
+                                             serve=True, given=self._given)
             finally:
                 if self._scratch is not None:
-                    found = _trim(self._scratch, self._large.get(KEEP_BYTES),
-                                  self._large_inputs, self._given)
-                    # (a run that failed may not have written its results: look again)
-                    self._large = {KEEP_BYTES: found} if ok else {}
+                    # (a run that failed may not have written all its files: look at all)
+                    known = None if large_inputs is None else self._large.get(KEEP_BYTES)
+                    self._large = {KEEP_BYTES: _trim(self._scratch, known, large_inputs or (),
+                                                     self._given)}
                 self._busy.release()
             return
         scratch = _new_scratch(root)
@@ -1094,8 +1092,9 @@ class _Program:
             return code, out.read() if code else ""
 
     def _execute(self, ordered, namespace, start, scratch, serve: bool,
-                 given: dict | None = None) -> None:
-        """One execution: values to files, the program, its result files back.
+                 given: dict | None = None) -> list[str]:
+        """One execution: values to files, the program, its result files back; returns
+        the paths of the large input files it wrote.
 
         ``given`` (a kept run directory's) holds the bytes last written to each of
         its small input files: a file whose value has not changed since (most of
@@ -1114,7 +1113,7 @@ class _Program:
         os.makedirs(inputs, exist_ok=True)
         os.makedirs(results, exist_ok=True)
         args = []
-        self._large_inputs = []
+        large_inputs = []
 
         def give(target: str, value, dtype) -> None:
             arr = np.ascontiguousarray(value, dtype=dtype)
@@ -1130,7 +1129,7 @@ class _Program:
             if given is None or arr.nbytes >= KEEP_BYTES:  # (large files are trimmed)
                 arr.tofile(fname)
                 if arr.nbytes >= KEEP_BYTES:
-                    self._large_inputs.append(fname)
+                    large_inputs.append(fname)
                 return
             data = arr.tobytes()
             if given.get(fname) != data:
@@ -1184,6 +1183,7 @@ class _Program:
             obj.variables["t"].get_value()[old:] = t + start
             for var in obj.record_variables:
                 obj.variables[var].get_value()[old:] = result(clone.variables[var], t.size)
+        return large_inputs
 
 
 #: whether compiled programs serve runs (:class:`_Server`); ``False``: a process per run
