@@ -616,6 +616,114 @@ def only_results(source: str, names) -> str:
     return source[:start] + body + source[end:]
 
 
+#: whether generated programs map the large files of ``TimedArray`` values they are
+#: given (a recorded trajectory) into memory rather than read them (:func:`mapped_inputs`)
+MAP_INPUTS = True
+
+# what :func:`mapped_inputs` adds to Brian2's objects.cpp, after its file readers
+_MAP_HELPERS = r"""
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define EPHYS_EQPROP_MAP 1
+#endif
+
+// an array only read by the code (a TimedArray's values) given a file of at least
+// EPHYS_EQPROP_MAP_BYTES is mapped into memory rather than read into its buffer; the
+// buffer (untouched: it takes no memory) is put back before it is freed
+#define EPHYS_EQPROP_MAP_BYTES {min_bytes}
+struct _MappedInput {{ void** pointer; void* own; void* map; size_t size; }};
+static std::vector<_MappedInput> _mapped_inputs;
+
+static void _unmap_input(void** pointer)
+{{
+#ifdef EPHYS_EQPROP_MAP
+    for (size_t k = 0; k < _mapped_inputs.size(); k++)
+        if (_mapped_inputs[k].pointer == pointer)
+        {{
+            munmap(_mapped_inputs[k].map, _mapped_inputs[k].size);
+            *pointer = _mapped_inputs[k].own;
+            _mapped_inputs.erase(_mapped_inputs.begin() + k);
+            return;
+        }}
+#endif
+}}
+
+static void _unmap_inputs()
+{{
+    while (!_mapped_inputs.empty())
+        _unmap_input(_mapped_inputs.back().pointer);
+}}
+
+template<class T> void _map_from_file(std::string varname, T*& var_pointer, size_t data_size,
+                                      std::string filename)
+{{
+    _unmap_input(reinterpret_cast<void**>(&var_pointer));
+#ifdef EPHYS_EQPROP_MAP
+    if (data_size >= EPHYS_EQPROP_MAP_BYTES)
+    {{
+        const int fd = open(filename.c_str(), O_RDONLY);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size == data_size)
+        {{
+            int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+            flags |= MAP_POPULATE;
+#endif
+            void* map = mmap(0, data_size, PROT_READ, flags, fd, 0);
+            close(fd);
+            if (map != MAP_FAILED)
+            {{
+                _mapped_inputs.push_back({{reinterpret_cast<void**>(&var_pointer),
+                                          (void*)var_pointer, map, data_size}});
+                var_pointer = reinterpret_cast<T*>(map);
+                return;
+            }}
+        }}
+        else if (fd >= 0)
+            close(fd);
+    }}
+#endif
+    set_variable_from_file(varname, var_pointer, data_size, filename);
+}}
+"""
+
+_SETTERS = "//////////////// set arrays by name ///////\n"
+_DEALLOC = "void _dealloc_arrays()\n{\n"
+
+
+def mapped_inputs(source: str, names, min_bytes: int) -> str:
+    """Brian2's ``objects.cpp`` with the arrays ``names`` (``TimedArray`` values, which
+    every execution gives the program as files) neither loaded from the program's
+    static arrays at the start of a run nor read from a given file of ``min_bytes`` or
+    more, which is mapped into memory instead.
+
+    Brian2's program reads every static array into a buffer of its own at the start of
+    a run, then reads the files given as run arguments into the same buffers: for a
+    recorded trajectory (80 MB at N = 1000, T = 10⁴ in ``benchmarks/adjoint_vs_jax.py``)
+    two copies and the buffer's pages, a tenth of the adjoint program's time. Source
+    of another form (another Brian2 version) is returned as it is.
+    """
+    names = sorted(names)
+    if (not names or source.count(_SETTERS) != 1 or source.count(_DEALLOC) != 1
+            or "_map_from_file" in source):
+        return source
+    out = source
+    for name in names:
+        load = re.compile(
+            rf"    ifstream f{name};\n    f{name}\.open\(\"static_arrays/{name}\".*?"
+            rf"Error opening static array {name}\.\" << endl;\n    \}}\n", re.DOTALL)
+        setter = f"set_variable_from_file(name, {name}, data_size, s_value);"
+        out, loads = load.subn("", out)
+        if loads != 1 or out.count(setter) != 1:
+            return source
+        out = out.replace(setter, f"_map_from_file(name, {name}, data_size, s_value);")
+    out = out.replace(_SETTERS, _MAP_HELPERS.format(min_bytes=int(min_bytes)) + _SETTERS)
+    return out.replace(_DEALLOC, _DEALLOC + "    brian::_unmap_inputs();\n")
+
+
 _MAIN = "int main(int argc, char **argv)\n"
 
 # what a serving program (:func:`serving`) adds to Brian2's main.cpp; {reset} clears
@@ -741,7 +849,7 @@ _GENERATOR = _generator()
 
 def _compilation() -> tuple:
     """What besides the objects decides a compiled program: Brian2's compiler
-    preferences, :data:`VECTOR_MATH` and the version of this module (part of a
+    preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` and the version of this module (part of a
     program's structure, so that a change compiles a new program rather than reusing
     one built otherwise)."""
     from brian2 import prefs
@@ -749,7 +857,7 @@ def _compilation() -> tuple:
     names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
              "codegen.cpp.extra_compile_args_gcc", "codegen.cpp.define_macros",
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
-    return (*(repr(prefs[name]) for name in names), VECTOR_MATH, _GENERATOR)
+    return (*(repr(prefs[name]) for name in names), VECTOR_MATH, MAP_INPUTS, _GENERATOR)
 
 
 def _device():
@@ -762,6 +870,9 @@ def _device():
         serves = False
         #: names of the arrays its runs write at their end (``None``: all, as Brian2's)
         results = None
+        #: names of the arrays given as files at every run and only read by the code
+        #: (:func:`mapped_inputs`)
+        mapped = ()
 
         def __init__(self):
             super().__init__()
@@ -808,8 +919,10 @@ def _device():
                 def write(self, filename, contents):
                     if filename != "objects.*" or device.results is None:
                         return writer.write(filename, contents)
-                    writer.write("objects.cpp",
-                                 only_results(str(contents.cpp_file), device.results))
+                    source = only_results(str(contents.cpp_file), device.results)
+                    if MAP_INPUTS:
+                        source = mapped_inputs(source, device.mapped, KEEP_BYTES)
+                    writer.write("objects.cpp", source)
                     writer.write("objects.h", contents.h_file)
 
             super().generate_objects_source(Writer(), *args, **kwargs)
@@ -888,6 +1001,7 @@ class _Program:
             #: per object, the variables read back after a run (:func:`_written`)
             self.written = _written(ordered)
             self.device.results = self._results()
+            self.device.mapped = [f"{clone.name}_values" for clone in self.timed.values()]
             os.makedirs(self.directory, exist_ok=True)
             # one process at a time generates and compiles a program (Brian2's own file
             # lock, as for its cython cache); a process that waited finds the sources

@@ -695,6 +695,47 @@ def test_neuron_loops_call_the_vector_exp_and_agree_with_numpy(monkeypatch):
     assert not symbols[False]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="kept result files are read, not mapped, on Windows")
+def test_the_adjoint_program_maps_the_recorded_trajectory_and_reads_no_static_copy(monkeypatch):
+    """A ``TimedArray``'s values, given to the program as a file at every execution,
+    are not also loaded from the program's static arrays, and a file of at least
+    :data:`standalone.KEEP_BYTES` (lowered here so that the 100-step trajectory counts
+    as large) is mapped rather than read: the adjoint program's source says so for the
+    recorded trajectory, and its gradient agrees with numpy to 1e-9 and equals bit for
+    bit that of the program built with ``MAP_INPUTS`` off (the same arithmetic on the
+    same bytes)."""
+    from ephys_eqprop import standalone
+
+    monkeypatch.setattr(standalone, "KEEP_BYTES", 1024)
+    c, x, y = _diode_problem()
+    loss = eq.losses.MSE()
+    ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.01 * ms), x, y, loss)
+    grads, sources = {}, {}
+    for mapped in (True, False):
+        monkeypatch.setattr(standalone, "MAP_INPUTS", mapped)
+        before = set(standalone._PROGRAMS)
+        net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
+        est = eq.Adjoint()
+        grads[mapped] = est.gradient(net, x, y, loss)
+        assert est.info.phases["trajectory_bytes"] >= 1024
+        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
+        assert len(new) == 2, "forward and adjoint programs of their own"
+        sources[mapped] = []
+        for program in new:
+            with open(os.path.join(program.directory, "objects.cpp")) as f:
+                sources[mapped].append(f.read())
+        assert rel(ref, grads[mapped]) < TOL
+    for k in grads[True]:
+        np.testing.assert_array_equal(np.asarray(grads[True][k]), np.asarray(grads[False][k]))
+    # every program is handed its TimedArray values: none loads them from static_arrays
+    assert not any('open("static_arrays/ta_' in src for src in sources[True])
+    assert all('open("static_arrays/ta_' in src for src in sources[False])
+    # the adjoint program's trajectory (a 2-D TimedArray of every hidden node) is mapped
+    assert any("_map_from_file(name, ta_" in src and "#define EPHYS_EQPROP_MAP_BYTES 1024"
+               in src for src in sources[True])
+    assert not any("_map_from_file" in src for src in sources[False])
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc (Linux)")
 def test_the_cpu_time_of_serving_programs_is_counted(dendrite):
     """The programs kept running are no finished children, so the process's rusage does
