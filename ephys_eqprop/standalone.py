@@ -619,6 +619,8 @@ def only_results(source: str, names) -> str:
 #: whether generated programs map the large files of ``TimedArray`` values they are
 #: given (a recorded trajectory) into memory rather than read them (:func:`mapped_inputs`)
 MAP_INPUTS = True
+#: the size from which a given file is mapped rather than read (written into the source)
+MAP_BYTES = 2**20
 
 # what :func:`mapped_inputs` adds to Brian2's objects.cpp, after its file readers
 _MAP_HELPERS = r"""
@@ -849,15 +851,17 @@ _GENERATOR = _generator()
 
 def _compilation() -> tuple:
     """What besides the objects decides a compiled program: Brian2's compiler
-    preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` and the version of this module (part of a
-    program's structure, so that a change compiles a new program rather than reusing
-    one built otherwise)."""
+    preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` with the size from which a given
+    file is mapped (:data:`MAP_BYTES`) and the version of this
+    module (part of a program's structure, so that a change compiles a new program
+    rather than reusing one built otherwise)."""
     from brian2 import prefs
 
     names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
              "codegen.cpp.extra_compile_args_gcc", "codegen.cpp.define_macros",
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
-    return (*(repr(prefs[name]) for name in names), VECTOR_MATH, MAP_INPUTS, _GENERATOR)
+    return (*(repr(prefs[name]) for name in names), VECTOR_MATH,
+            MAP_BYTES if MAP_INPUTS else None, _GENERATOR)
 
 
 def _device():
@@ -921,7 +925,7 @@ def _device():
                         return writer.write(filename, contents)
                     source = only_results(str(contents.cpp_file), device.results)
                     if MAP_INPUTS:
-                        source = mapped_inputs(source, device.mapped, KEEP_BYTES)
+                        source = mapped_inputs(source, device.mapped, MAP_BYTES)
                     writer.write("objects.cpp", source)
                     writer.write("objects.h", contents.h_file)
 

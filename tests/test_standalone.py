@@ -699,14 +699,14 @@ def test_neuron_loops_call_the_vector_exp_and_agree_with_numpy(monkeypatch):
 def test_the_adjoint_program_maps_the_recorded_trajectory_and_reads_no_static_copy(monkeypatch):
     """A ``TimedArray``'s values, given to the program as a file at every execution,
     are not also loaded from the program's static arrays, and a file of at least
-    :data:`standalone.KEEP_BYTES` (lowered here so that the 100-step trajectory counts
+    :data:`standalone.MAP_BYTES` (lowered here so that the 100-step trajectory counts
     as large) is mapped rather than read: the adjoint program's source says so for the
     recorded trajectory, and its gradient agrees with numpy to 1e-9 and equals bit for
     bit that of the program built with ``MAP_INPUTS`` off (the same arithmetic on the
     same bytes)."""
     from ephys_eqprop import standalone
 
-    monkeypatch.setattr(standalone, "KEEP_BYTES", 1024)
+    monkeypatch.setattr(standalone, "MAP_BYTES", 1024)  # (a new program: part of its key)
     c, x, y = _diode_problem()
     loss = eq.losses.MSE()
     ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.01 * ms), x, y, loss)
