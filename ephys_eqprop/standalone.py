@@ -726,6 +726,196 @@ def mapped_inputs(source: str, names, min_bytes: int) -> str:
     return out.replace(_DEALLOC, _DEALLOC + "    brian::_unmap_inputs();\n")
 
 
+#: whether generated programs write their recordings straight into the result files
+#: that Python reads, mapped into memory (:func:`recorded_objects`)
+RECORD_IN_PLACE = True
+
+#: A header included by the code of a program that records in place
+#: (:data:`RECORD_IN_PLACE`). Brian2's ``StateMonitor`` appends a row to a
+#: ``DynamicArray2D`` at every step (a vector allocated and zeroed per row), and the
+#: program copies all rows to the result file at the end of its run; a recorded
+#: trajectory (80 MB at N = 1000, T = 10⁴ in ``benchmarks/adjoint_vs_jax.py``) is then
+#: allocated, written, and copied once more. Here the rows are written where the file
+#: keeps them: the file is sized for the rows a run is expected to record (doubling if
+#: it records more), mapped shared, and cut to the rows recorded at the end of the
+#: run. The file's bytes are those Brian2 writes (rows of ``row_bytes``, one after
+#: another).
+RECORD_HEADER = """\
+#ifndef EPHYS_EQPROP_RECORD_H
+#define EPHYS_EQPROP_RECORD_H
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#ifndef MAP_POPULATE
+#define MAP_POPULATE 0
+#endif
+
+// a recording's result file, written in place (one per recorded variable)
+struct _RecordFile {
+    const char* name;  // in the results directory
+    size_t hint;       // rows a run is expected to record
+    size_t capacity, rows, row_bytes;
+    char* data;        // the file, mapped (capacity rows)
+    int fd;            // -1: no file open
+};
+
+static inline void _record_fail(const _RecordFile& r, const char* what)
+{
+    std::fprintf(stderr, "recording %s: %s failed: %s\\n", r.name, what,
+                 std::strerror(errno));
+    std::exit(1);
+}
+
+static inline void _record_unmap(_RecordFile& r)
+{
+    if (r.data != nullptr)
+        munmap(r.data, r.capacity * r.row_bytes);
+    r.data = nullptr;
+}
+
+static inline void _record_map(_RecordFile& r, size_t capacity)
+{
+    _record_unmap(r);
+    r.capacity = capacity;
+    if (r.row_bytes == 0)
+        return;
+    if (ftruncate(r.fd, (off_t)(capacity * r.row_bytes)) != 0)
+        _record_fail(r, "sizing the file");
+    void* p = mmap(nullptr, capacity * r.row_bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_POPULATE, r.fd, 0);
+    if (p == MAP_FAILED)
+        _record_fail(r, "mapping the file");
+    r.data = static_cast<char*>(p);
+}
+
+static inline void _record_release(_RecordFile& r)
+{
+    _record_unmap(r);
+    if (r.fd >= 0)
+        close(r.fd);
+    r.fd = -1;
+    r.capacity = r.rows = 0;
+}
+
+// where row `row` (of `row_bytes`) goes; row 0 starts the run's file
+static inline char* _record_row(_RecordFile& r, size_t row, size_t row_bytes,
+                                const std::string& results_dir)
+{
+    if (row == 0 || r.fd < 0) {
+        _record_release(r);  // (a run that did not end leaves its file open)
+        const std::string path = results_dir + r.name;
+        r.fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (r.fd < 0)
+            _record_fail(r, "opening the file");
+        r.row_bytes = row_bytes;
+        _record_map(r, r.hint > row ? r.hint : row + 1);
+    }
+    if (row >= r.capacity)
+        _record_map(r, 2 * r.capacity > row ? 2 * r.capacity : row + 1);
+    if (row >= r.rows)
+        r.rows = row + 1;
+    return r.data + row * r.row_bytes;
+}
+
+// the end of a run: the file holds the rows recorded (none: an empty file)
+static inline void _record_close(_RecordFile& r, const std::string& results_dir)
+{
+    if (r.fd < 0) {
+        const std::string path = results_dir + r.name;
+        r.fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (r.fd < 0)
+            _record_fail(r, "opening the file");
+    }
+    _record_unmap(r);
+    if (ftruncate(r.fd, (off_t)(r.rows * r.row_bytes)) != 0)
+        _record_fail(r, "sizing the file");
+    _record_release(r);
+}
+#endif
+"""
+_RECORD_FILE = "ephys_eqprop_record.h"
+_OBJECTS_INCLUDE = '#include "objects.h"\n'
+
+
+def _record_lines(array: str, ctype: str) -> tuple[re.Pattern, str, str, str]:
+    """The lines of a monitor's code object that resize and fill the row of ``array``
+    (a pattern and the text replacing it), and the assignment and its replacement."""
+    resize = re.compile(rf"^([ \t]*){re.escape(array)}\.resize\(_new_size, _num_indices\);$",
+                        re.MULTILINE)
+    row = (rf"\1{ctype}* const _row{array} = reinterpret_cast<{ctype}*>(_record_row("
+           rf"_record{array}, _new_size - 1, _num_indices * sizeof({ctype}), results_dir));")
+    return resize, row, f"{array}(_new_size-1, _i) = ", f"_row{array}[_i] = "
+
+
+def recordable(code: str, array: str, ctype: str) -> bool:
+    """Whether the code object ``code`` (Brian2's ``StateMonitor`` template) touches
+    the 2-D array ``array`` only by resizing it to the new row and assigning that
+    row's elements, outside OpenMP: the form :func:`recorded_code` rewrites."""
+    resize, _, assign, _ = _record_lines(array, ctype)
+    return ("#pragma omp" not in code and len(resize.findall(code)) == 1
+            and code.count(assign) == 1
+            and len(re.findall(rf"\b{re.escape(array)}\b", code)) == 2)
+
+
+def recorded_code(code: str, arrays: dict[str, str]) -> str:
+    """A monitor's code object writing the rows of ``arrays`` (name -> C type, each
+    :func:`recordable`) into their result files (:data:`RECORD_HEADER`)."""
+    if not arrays:
+        return code
+    if code.count(_OBJECTS_INCLUDE) != 1:
+        raise ValueError("a code object of another form: cannot record in place")
+    for array, ctype in arrays.items():
+        if not recordable(code, array, ctype):
+            raise ValueError(f"{array} is not recorded in the form expected")
+        resize, row, assign, into = _record_lines(array, ctype)
+        code = resize.sub(row, code).replace(assign, into)
+    decls = "".join(f"namespace brian {{ extern _RecordFile _record{a}; }}\n"
+                    for a in sorted(arrays))
+    return code.replace(_OBJECTS_INCLUDE,
+                        _OBJECTS_INCLUDE + f'#include "{_RECORD_FILE}"\n' + decls)
+
+
+def recorded_objects(source: str, arrays: dict[str, int]) -> tuple[str, set[str]]:
+    """Brian2's ``objects.cpp`` with the 2-D arrays ``arrays`` (name -> the rows a run
+    is expected to record) written in place by the code (:func:`recorded_code`): each
+    has a record file, closed where ``_write_arrays`` would have written the array.
+    Returns the source and the arrays it records in place (those whose block in
+    ``_write_arrays`` has the expected form)."""
+    start = source.find("void _write_arrays()")
+    if (start < 0 or source.count(_SETTERS) != 1 or source.count(_OBJECTS_INCLUDE) != 1
+            or _RECORD_FILE in source):
+        return source, set()
+    end = source.find("\n}\n", start)
+    body = source[start:end]
+    files, done = [], set()
+
+    def close(m):
+        name = m.group(1)
+        file = re.search(rf'results_dir \+ "({re.escape(name)}_\d+)"', m.group(0))
+        if name not in arrays or file is None:
+            return m.group(0)
+        files.append(f'_RecordFile _record{name} = {{"{file.group(1)}", '
+                     f"{int(arrays[name])}, 0, 0, 0, nullptr, -1}};\n")
+        done.add(name)
+        return f"    _record_close(_record{name}, results_dir);\n"
+
+    body = _WRITE_BLOCK.sub(close, body)
+    if not done:
+        return source, set()
+    out = source[:start] + body + source[end:]
+    out = out.replace(_OBJECTS_INCLUDE, _OBJECTS_INCLUDE + f'#include "{_RECORD_FILE}"\n')
+    out = out.replace(_SETTERS, "// recordings written in place\n" + "".join(files) + _SETTERS)
+    return out, done
+
+
 _MAIN = "int main(int argc, char **argv)\n"
 
 # what a serving program (:func:`serving`) adds to Brian2's main.cpp; {reset} clears
@@ -852,7 +1042,7 @@ _GENERATOR = _generator()
 def _compilation() -> tuple:
     """What besides the objects decides a compiled program: Brian2's compiler
     preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` with the size from which a given
-    file is mapped (:data:`MAP_BYTES`) and the version of this
+    file is mapped (:data:`MAP_BYTES`), :data:`RECORD_IN_PLACE` and the version of this
     module (part of a program's structure, so that a change compiles a new program
     rather than reusing one built otherwise)."""
     from brian2 import prefs
@@ -861,7 +1051,7 @@ def _compilation() -> tuple:
              "codegen.cpp.extra_compile_args_gcc", "codegen.cpp.define_macros",
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
     return (*(repr(prefs[name]) for name in names), VECTOR_MATH,
-            MAP_BYTES if MAP_INPUTS else None, _GENERATOR)
+            MAP_BYTES if MAP_INPUTS else None, RECORD_IN_PLACE, _GENERATOR)
 
 
 def _device():
@@ -883,18 +1073,60 @@ def _device():
             if VECTOR_MATH:
                 self.headers.append(f'"{_VECTOR_MATH_FILE}"')
 
+        #: the 2-D arrays the program records in place (:func:`recorded_objects`)
+        recorded = frozenset()
+        #: the duration of the program's run (second), for the rows it records
+        duration = 0.0
+
         def copy_source_files(self, writer, directory):
             super().copy_source_files(writer, directory)
+            headers = []
             if VECTOR_MATH:
-                path = os.path.join(directory, _VECTOR_MATH_FILE)
+                headers.append((_VECTOR_MATH_FILE, VECTOR_MATH_HEADER))
+            if self.recorded:
+                headers.append((_RECORD_FILE, RECORD_HEADER))
+            for name, text in headers:
+                path = os.path.join(directory, name)
                 old = None
                 if os.path.exists(path):
                     with open(path) as f:
                         old = f.read()
-                if old != VECTOR_MATH_HEADER:  # (unchanged: make has nothing to do)
+                if old != text:  # (unchanged: make has nothing to do)
                     with open(path, "w") as f:
-                        f.write(VECTOR_MATH_HEADER)
-                writer.header_files.add(_VECTOR_MATH_FILE)
+                        f.write(text)
+                writer.header_files.add(name)
+
+        def _recordable(self) -> dict[str, tuple[str, str, int]]:
+            """The recordings read back that the program can write in place: 2-D
+            array -> (its code object, C type, rows a run records)."""
+            from brian2.devices.cpp_standalone.codeobject import c_data_type
+
+            out = {}
+            arrays = {name: var for var, name in self.dynamic_arrays_2d.items()
+                      if name in (self.results or ())}
+            for codeobj in self.code_objects.values():
+                code = str(codeobj.code.cpp_file)
+                for name, var in arrays.items():
+                    ctype = c_data_type(var.dtype)
+                    if name in code and recordable(code, name, ctype):
+                        rows = int(round(self.duration / float(codeobj.owner.clock.dt))) + 1
+                        out[name] = (codeobj.name, ctype, rows)
+            return out
+
+        def generate_codeobj_source(self, writer):
+            edits: dict[str, dict[str, str]] = {}
+            plan = self._recordable() if self.recorded else {}
+            for name in self.recorded:
+                codeobj, ctype, _ = plan[name]
+                edits.setdefault(f"code_objects/{codeobj}.cpp", {})[name] = ctype
+
+            class Writer:
+                def write(self, filename, contents):
+                    if filename in edits:
+                        contents = recorded_code(str(contents), edits[filename])
+                    return writer.write(filename, contents)
+
+            super().generate_codeobj_source(Writer())
 
         def generate_main_source(self, writer):
             from brian2.devices.cpp_standalone.codeobject import c_data_type
@@ -926,6 +1158,9 @@ def _device():
                     source = only_results(str(contents.cpp_file), device.results)
                     if MAP_INPUTS:
                         source = mapped_inputs(source, device.mapped, MAP_BYTES)
+                    if RECORD_IN_PLACE and os.name != "nt":
+                        rows = {name: plan[2] for name, plan in device._recordable().items()}
+                        source, device.recorded = recorded_objects(source, rows)
                     writer.write("objects.cpp", source)
                     writer.write("objects.h", contents.h_file)
 
@@ -1006,6 +1241,7 @@ class _Program:
             self.written = _written(ordered)
             self.device.results = self._results()
             self.device.mapped = [f"{clone.name}_values" for clone in self.timed.values()]
+            self.device.duration = float(duration)
             os.makedirs(self.directory, exist_ok=True)
             # one process at a time generates and compiles a program (Brian2's own file
             # lock, as for its cython cache); a process that waited finds the sources

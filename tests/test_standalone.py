@@ -10,6 +10,7 @@ same comparisons on Brian2's cython target are in tests/test_cython_target.py.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -755,3 +756,86 @@ def test_the_cpu_time_of_serving_programs_is_counted(dendrite):
     used = standalone.serving_cpu_seconds() - cpu0
     print(f"serving programs: {used:.2f} s CPU in {wall:.2f} s")
     assert 5 * tick <= used <= wall + 2 * tick * standalone.MAX_SERVERS
+
+
+@pytest.mark.skipif(os.name == "nt", reason="recordings are written in place on POSIX only")
+def test_recordings_written_in_place_equal_those_brian2_writes(monkeypatch):
+    """With :data:`standalone.RECORD_IN_PLACE` the monitors' code objects (the
+    package's recorders and a user's) write their rows straight into the result files
+    (the sources say so), and the user's recording and the gradient are bit for bit
+    those of the program that records as Brian2 does (the same arithmetic; only where
+    the rows are kept differs) and agree with numpy."""
+    from brian2 import StateMonitor
+
+    from ephys_eqprop import standalone
+
+    c, x, y = _diode_problem()
+    loss = eq.losses.MSE()
+    ref_net = c.build(batch=2, dt=0.01 * ms)
+    ref_mon = StateMonitor(ref_net.groups["h"], "v", record=True)
+    ref_net.network.add(ref_mon)
+    ref = eq.Adjoint().gradient(ref_net, x, y, loss)
+    grads, traj, recorded = {}, {}, {}
+    for in_place in (True, False):
+        monkeypatch.setattr(standalone, "RECORD_IN_PLACE", in_place)
+        before = set(standalone._PROGRAMS)
+        net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
+        mon = StateMonitor(net.groups["h"], "v", record=True)
+        net.network.add(mon)
+        grads[in_place] = eq.Adjoint().gradient(net, x, y, loss)
+        traj[in_place] = np.asarray(mon.v_)
+        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
+        recorded[in_place] = set().union(*(p.device.recorded for p in new))
+        for program in new:
+            with open(os.path.join(program.directory, "objects.cpp")) as f:
+                src = f.read()
+            assert src.count("_record_close(") == len(program.device.recorded)
+        assert rel(ref, grads[in_place]) < TOL
+        assert traj[in_place].shape == (4, 100)
+        assert np.max(abs(traj[in_place] - ref_mon.v_)) <= TOL * np.max(abs(ref_mon.v_))
+    assert recorded[True] and not recorded[False]
+    for k in grads[True]:
+        np.testing.assert_array_equal(np.asarray(grads[True][k]), np.asarray(grads[False][k]))
+    np.testing.assert_array_equal(traj[True], traj[False])
+
+
+@pytest.mark.skipif(os.name == "nt", reason="recordings are written in place on POSIX only")
+def test_the_record_file_grows_restarts_and_ends_as_its_rows(tmp_path):
+    """The header's record file, compiled on its own: rows past the expected count
+    double the file, row 0 starts a new file (a run that did not end leaves its file
+    open), a run's end cuts the file to the rows recorded, a recording of no element
+    and one that never recorded leave empty files — the bytes Brian2 would write."""
+    from ephys_eqprop import standalone
+
+    if not shutil.which("g++"):
+        pytest.skip("needs g++")
+    (tmp_path / standalone._RECORD_FILE).write_text(standalone.RECORD_HEADER)
+    (tmp_path / "main.cpp").write_text(textwrap.dedent("""\
+        #include "ephys_eqprop_record.h"
+        int main(int argc, char** argv) {
+            const std::string dir = std::string(argv[1]) + "/";
+            _RecordFile a = {"a", 3, 0, 0, 0, nullptr, -1};
+            _RecordFile none = {"none", 4, 0, 0, 0, nullptr, -1};
+            _RecordFile never = {"never", 4, 0, 0, 0, nullptr, -1};
+            for (int row = 0; row < 5; row++)  // a run that does not end
+                reinterpret_cast<double*>(_record_row(a, row, 2 * sizeof(double), dir))[0] = -1;
+            for (int row = 0; row < 10; row++) {
+                double* r = reinterpret_cast<double*>(_record_row(a, row, 2 * sizeof(double), dir));
+                r[0] = row; r[1] = 0.5 * row;
+                _record_row(none, row, 0, dir);
+            }
+            _record_close(a, dir);
+            _record_close(none, dir);
+            _record_close(never, dir);
+            return a.fd == -1 && a.data == nullptr ? 0 : 2;
+        }
+        """))
+    exe = tmp_path / "rec"
+    subprocess.run(["g++", "-O2", "-o", str(exe), str(tmp_path / "main.cpp")], check=True,
+                   cwd=tmp_path, timeout=300)
+    subprocess.run([str(exe), str(tmp_path)], check=True, timeout=60)
+    rows = np.arange(10.0)
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "a").reshape(10, 2),
+                                  np.stack([rows, 0.5 * rows], axis=1))
+    assert (tmp_path / "none").stat().st_size == 0
+    assert (tmp_path / "never").stat().st_size == 0
