@@ -1077,6 +1077,8 @@ def _device():
         recorded = frozenset()
         #: the duration of the program's run (second), for the rows it records
         duration = 0.0
+        # what :meth:`_recordable` found when the objects' source was generated
+        _record_plan: dict = {}
 
         def copy_source_files(self, writer, directory):
             super().copy_source_files(writer, directory)
@@ -1115,9 +1117,8 @@ def _device():
 
         def generate_codeobj_source(self, writer):
             edits: dict[str, dict[str, str]] = {}
-            plan = self._recordable() if self.recorded else {}
             for name in self.recorded:
-                codeobj, ctype, _ = plan[name]
+                codeobj, ctype, _ = self._record_plan[name]
                 edits.setdefault(f"code_objects/{codeobj}.cpp", {})[name] = ctype
 
             class Writer:
@@ -1159,7 +1160,8 @@ def _device():
                     if MAP_INPUTS:
                         source = mapped_inputs(source, device.mapped, MAP_BYTES)
                     if RECORD_IN_PLACE and os.name != "nt":
-                        rows = {name: plan[2] for name, plan in device._recordable().items()}
+                        device._record_plan = device._recordable()
+                        rows = {name: plan[2] for name, plan in device._record_plan.items()}
                         source, device.recorded = recorded_objects(source, rows)
                     writer.write("objects.cpp", source)
                     writer.write("objects.h", contents.h_file)
