@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 
 import numpy as np
 from brian2 import ms, uS, volt
@@ -25,6 +26,11 @@ import ephys_eqprop as eq
 # signals still find training to interrupt on a fast machine
 EPOCHS = {"static": 8, "dynamic": 5}
 BATCH = 2
+# validation of these small circuits takes milliseconds, less than a signal aimed at it
+# may take to arrive on a loaded machine; a pause after it, still in the "validate"
+# stage (the epoch's bookkeeping has not begun), keeps the stage open long enough that
+# such a signal lands there whatever the speed of the run
+VALIDATE_PAUSE = 0.25  # seconds
 
 
 def data(mode: str):
@@ -71,7 +77,9 @@ def instrument(tr: eq.Trainer) -> None:
 
     def _evaluate(*args, **kwargs):
         mark("validate")
-        return evaluate(*args, **kwargs)
+        out = evaluate(*args, **kwargs)
+        time.sleep(VALIDATE_PAUSE)
+        return out
 
     def _save(*args, **kwargs):
         if sys.exc_info()[0] is None:  # not the save of an interrupt being handled
