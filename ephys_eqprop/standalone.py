@@ -916,6 +916,168 @@ def recorded_objects(source: str, arrays: dict[str, int]) -> tuple[str, set[str]
     return out, done
 
 
+#: whether summed variables with few targets (at most :data:`LANE_TARGETS`) are summed
+#: in :data:`LANES` interleaved partial sums (:func:`lane_sums`)
+LANE_SUMS = True
+LANES = 8
+LANE_TARGETS = 8
+
+# the parts of Brian2's summed_variable template (cpp_standalone) that the functions
+# below rewrite
+_TARGET_SIZE = re.compile(r"^[ \t]*const int _target_size = (\w+);$", re.MULTILINE)
+_TARGET_ZERO = re.compile(
+    r"^[ \t]*for \(int _target_idx=0; _target_idx<(\w+); _target_idx\+\+\)\n"
+    r"[ \t]*\{\n[ \t]*(_ptr_array_\w+)\[_target_idx \+ 0\] = 0;\n[ \t]*\}$", re.MULTILINE)
+_SUM_LOOP = "    for(int _idx=0; _idx<"
+
+
+def _constant(code: str, name: str) -> int | None:
+    """The value of the integer constant ``name`` declared in ``code`` (or a literal)."""
+    if name.isdigit():
+        return int(name)
+    if name == "_target_size":
+        size = _TARGET_SIZE.search(code)
+        return None if size is None else _constant(code, size.group(1))
+    const = re.search(rf"^[ \t]*const (?:u?int\d+_t|size_t|int) {name} = (\d+);$", code,
+                      re.MULTILINE)
+    return None if const is None else int(const.group(1))
+
+
+def lane_sums(code: str, lanes: int = LANES, max_targets: int = LANE_TARGETS) -> str:
+    """A summed-variable code object (Brian2's ``summed_variable`` template, or two of
+    them fused by :func:`fused_sums`) whose targets of at most ``max_targets`` elements
+    are summed into ``lanes`` partial sums.
+
+    Brian2 adds each synapse's term into its target in synapse order: when thousands
+    of synapses end on two or three nodes (a readout layer), every addition waits for
+    the one before it to the same node, through memory. Here synapse ``i`` adds into
+    partial sum ``i mod lanes`` of its target (a local array), and the partial sums are
+    added at the end: ``lanes`` times as many independent chains, the same terms summed
+    in another order (the result differs by rounding). Targets of another form — a
+    size not fixed in the code, a subgroup, a type other than ``double`` — and code
+    with OpenMP are left as they are, and so is every code object that is not a
+    summed variable's.
+    """
+    if "#pragma omp" in code or code.count(_SUM_LOOP) != 1 or lanes < 1 or lanes & (lanes - 1):
+        return code
+    end = code.rfind("\n}")  # the function's end, just after the summation loop
+    if end < code.find(_SUM_LOOP):
+        return code
+    decls, totals = [], []
+    for n, zero in enumerate(_TARGET_ZERO.finditer(code)):
+        k, target = _constant(code, zero.group(1)), zero.group(2)
+        add = re.compile(rf"^([ \t]*){re.escape(target)}\[(_ptr_array_\w+)\[_idx\]\] "
+                         r"\+= _synaptic_var;$", re.MULTILINE)
+        if (k is None or not 0 < k <= max_targets or len(add.findall(code)) != 1
+                or not re.search(rf"\bdouble\* __restrict\s+{re.escape(target)} =", code)):
+            continue
+        lane = f"_lane_sums{n}"
+        code = add.sub(rf"\1{lane}[_idx & {lanes - 1}][\2[_idx]] += _synaptic_var;", code)
+        decls.append(f"    double {lane}[{lanes}][{k}] = {{}};\n")
+        total = " + ".join(f"{lane}[{i}][_target_idx]" for i in range(lanes))
+        totals.append(f"\n    for (int _target_idx=0; _target_idx<{k}; _target_idx++)\n"
+                      f"        {target}[_target_idx] = {total};\n")
+    if not decls:
+        return code
+    end = code.rfind("\n}")
+    code = code[:end] + "".join(totals) + code[end:]
+    return code.replace(_SUM_LOOP, "".join(decls) + _SUM_LOOP)
+
+
+#: whether the summed variables of one ``Synapses`` object that run one after the other
+#: are computed in one loop over its synapses (:func:`fused_sums`)
+FUSE_SUMS = True
+
+_SECTIONS = ("////// SUPPORT CODE ///////", "////// HASH DEFINES ///////", "void _run_",
+             "    ///// CONSTANTS ///////////", "    ///// POINTERS ////////////",
+             "    //// MAIN CODE ////////////")
+_SUM_MAIN = re.compile(
+    r"\A(?P<head>\s*const int _target_size = (?P<size>\w+);\n\s*"
+    r"// Set all the target variable values to zero\n\s*)"
+    r"(?P<zero>for \(int _target_idx=0; _target_idx<_target_size; _target_idx\+\+\)\n"
+    r"[ \t]*\{\n[ \t]*(?P<target>_ptr_array_\w+)\[_target_idx \+ 0\] = 0;\n[ \t]*\}\n)"
+    r"(?P<scalar>\s*// scalar code\n[ \t]*const size_t _vectorisation_idx = -1;\n"
+    r"(?P<scalar_code>(?:.*\n)*?))"
+    r"(?P<loop>    for\(int _idx=0; _idx<(?P<n>[^;]+); _idx\+\+\)\n    \{\n)"
+    r"(?P<body>(?:.*\n)*?)    \}\n\s*\Z")
+_DECLARED = re.compile(r"(\w+) =")
+
+
+def _parts(code: str) -> list[str] | None:
+    """``code`` cut at :data:`_SECTIONS` (None if they are not there, in that order)."""
+    cuts, at = [], 0
+    for mark in _SECTIONS:
+        at = code.find(mark, at)
+        if at < 0:
+            return None
+        cuts.append(at)
+    end = code.rfind("\n}")
+    if end < cuts[-1]:
+        return None
+    bounds = [0, *cuts, end]
+    return [code[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] + [code[end:]]
+
+
+def _union(first: str, second: str) -> str | None:
+    """The declarations of ``first`` and those of ``second`` it does not make (None if
+    both declare a name differently)."""
+    lines = first.rstrip("\n").split("\n")
+    have = {}
+    for line in lines:
+        m = _DECLARED.search(line)
+        if m:
+            have[m.group(1)] = line.strip()
+    for line in second.split("\n")[1:]:
+        m = _DECLARED.search(line)
+        if not line.strip() or line.strip() in (x.strip() for x in lines):
+            continue
+        if m is None or m.group(1) in have:
+            return None
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def fused_sums(first: str, second: str) -> str | None:
+    """Two summed-variable code objects of one ``Synapses`` object (Brian2's
+    ``summed_variable`` template), run one after the other, as one: ``first``'s code
+    computing both targets in a single loop over the synapses, each synapse's two terms
+    one after the other (an undirected branch adds its current into the node at either
+    end: the indices, conductance and voltages it reads are read once).
+
+    The result is what the two give run in turn, term for term, when neither reads the
+    other's target; ``None`` when it could — or when the code is not of the template's
+    form (support code, loop bounds or declarations that differ, scalar code in the
+    second, OpenMP).
+    """
+    if "#pragma omp" in first or "#pragma omp" in second:
+        return None
+    a, b = _parts(first), _parts(second)
+    if a is None or b is None or a[1:3] != b[1:3]:  # support code and hash defines
+        return None
+    skip = len(_SECTIONS[5])
+    ma, mb = _SUM_MAIN.match(a[6][skip:]), _SUM_MAIN.match(b[6][skip:])
+    if (ma is None or mb is None or ma["n"] != mb["n"] or mb["scalar_code"].strip()
+            or ma["target"] == mb["target"]):
+        return None
+    ta, tb = ma["target"], mb["target"]
+    if (re.search(rf"\b{tb}\b", a[6]) or len(re.findall(rf"\b{ta}\b", b[6]))
+            or len(re.findall(rf"\b{ta}\b", a[6])) != 2
+            or len(re.findall(rf"\b{tb}\b", b[6])) != 2):
+        return None
+    constants, pointers = _union(a[4], b[4]), _union(a[5], b[5])
+    size_b = mb["size"]
+    if constants is None or pointers is None or (
+            not size_b.isdigit() and _constant(b[4], size_b) is None):
+        return None
+    if _constant(b[4], size_b) != _constant(constants, size_b):
+        return None
+    zero_b = mb["zero"].replace("_target_idx<_target_size", f"_target_idx<{size_b}")
+    main = (_SECTIONS[5] + ma["head"] + ma["zero"] + "    " + zero_b + ma["scalar"]
+            + ma["loop"] + "        {\n" + ma["body"] + "        }\n        {\n"
+            + mb["body"] + "        }\n    }\n")
+    return "".join(a[:4]) + constants + pointers + main + a[7]
+
+
 _MAIN = "int main(int argc, char **argv)\n"
 
 # what a serving program (:func:`serving`) adds to Brian2's main.cpp; {reset} clears
@@ -1042,16 +1204,18 @@ _GENERATOR = _generator()
 def _compilation() -> tuple:
     """What besides the objects decides a compiled program: Brian2's compiler
     preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` with the size from which a given
-    file is mapped (:data:`MAP_BYTES`), :data:`RECORD_IN_PLACE` and the version of this
-    module (part of a program's structure, so that a change compiles a new program
-    rather than reusing one built otherwise)."""
+    file is mapped (:data:`MAP_BYTES`), :data:`RECORD_IN_PLACE`, :data:`LANE_SUMS` with
+    its sizes, :data:`FUSE_SUMS` and the version of this module (part of a program's
+    structure, so that a
+    change compiles a new program rather than reusing one built otherwise)."""
     from brian2 import prefs
 
     names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
              "codegen.cpp.extra_compile_args_gcc", "codegen.cpp.define_macros",
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
     return (*(repr(prefs[name]) for name in names), VECTOR_MATH,
-            MAP_BYTES if MAP_INPUTS else None, RECORD_IN_PLACE, _GENERATOR)
+            MAP_BYTES if MAP_INPUTS else None, RECORD_IN_PLACE,
+            (LANES, LANE_TARGETS) if LANE_SUMS else None, FUSE_SUMS, _GENERATOR)
 
 
 def _device():
@@ -1121,13 +1285,58 @@ def _device():
                 codeobj, ctype, _ = self._record_plan[name]
                 edits.setdefault(f"code_objects/{codeobj}.cpp", {})[name] = ctype
 
+            files: dict[str, str] = {}
+
             class Writer:
                 def write(self, filename, contents):
-                    if filename in edits:
-                        contents = recorded_code(str(contents), edits[filename])
-                    return writer.write(filename, contents)
+                    files[filename] = contents
 
             super().generate_codeobj_source(Writer())
+            main = self._main_source
+            if FUSE_SUMS and main is not None:
+                for first, second in self._fusable(main):
+                    a, b = (f"code_objects/{name}.cpp" for name in (first, second))
+                    fused = fused_sums(str(files[a]), str(files[b]))
+                    if fused is not None:
+                        files[a] = fused
+                        main = main.replace(self._scheduled(main, second), "", 1)
+            for filename, contents in files.items():
+                if filename in edits:
+                    contents = recorded_code(str(contents), edits[filename])
+                if LANE_SUMS and filename.endswith(".cpp"):
+                    contents = lane_sums(str(contents))
+                writer.write(filename, contents)
+            if main is not None and main != self._main_source:
+                writer.write("main.cpp", main)
+
+        #: the program's main.cpp as generated (``None``: not of the expected form)
+        _main_source: str | None = None
+        _ADD = re.compile(r"^[ \t]*(\w+)\.add\(&(\w+), _run_(\w+)\);\n", re.MULTILINE)
+
+        def _scheduled(self, main: str, name: str) -> str:
+            """The line of ``main`` that adds code object ``name`` to its network."""
+            return next(m.group(0) for m in self._ADD.finditer(main) if m.group(3) == name)
+
+        def _fusable(self, main: str) -> list[tuple[str, str]]:
+            """Pairs of summed-variable code objects of one ``Synapses`` object that
+            ``main`` runs one right after the other, in the same network and clock,
+            each code object once (:func:`fused_sums`)."""
+            adds = [m.groups() for m in self._ADD.finditer(main)]
+            count = {}
+            for _, _, name in adds:
+                count[name] = count.get(name, 0) + 1
+            pairs, taken = [], set()
+            for (net1, clock1, first), (net2, clock2, later) in zip(adds, adds[1:],
+                                                                     strict=False):
+                objs = [self.code_objects.get(first), self.code_objects.get(later)]
+                if (net1 != net2 or clock1 != clock2 or first in taken or None in objs
+                        or count[first] != 1 or count[later] != 1
+                        or any(o.template_name != "summed_variable" for o in objs)
+                        or objs[0].owner.name != objs[1].owner.name):
+                    continue
+                pairs.append((first, later))
+                taken.update((first, later))
+            return pairs
 
         def generate_main_source(self, writer):
             from brian2.devices.cpp_standalone.codeobject import c_data_type
@@ -1145,6 +1354,7 @@ def _device():
                         device.serves = served is not None
                         if served is not None:
                             contents = served
+                        device._main_source = str(contents)
                     return writer.write(filename, contents)
 
             super().generate_main_source(Writer())

@@ -839,3 +839,69 @@ def test_the_record_file_grows_restarts_and_ends_as_its_rows(tmp_path):
                                   np.stack([rows, 0.5 * rows], axis=1))
     assert (tmp_path / "none").stat().st_size == 0
     assert (tmp_path / "never").stat().st_size == 0
+
+
+def _readout_problem():
+    """Twelve hidden diode neurons onto two outputs (batch 2: 24 synapses end on four
+    output nodes): the readout layer whose sums :func:`standalone.lane_sums` splits, and
+    undirected branches whose two ends :func:`standalone.fused_sums` sums in one loop."""
+    from brian2 import mV, nA, nF, uS, volt
+
+    rng = np.random.default_rng(3)
+    c = eq.Circuit()
+    c.add_input("x", 2)
+    c.add_nodes("h", 12, eq.models.DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt,
+                                               V_high=0.2 * volt, I_s=1 * nA, V_T=50 * mV))
+    c.add_nodes("y", 2, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.connect("x", "h", eq.models.Resistor(), g=rng.uniform(5, 30, (2, 12)) * uS)
+    c.connect("h", "y", eq.models.Resistor(), g=rng.uniform(1, 5, (12, 2)) * uS)
+    c.set_output("y")
+    x = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=4,
+                              peak=400 * mV)
+    y = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=5,
+                              n_channels=2)
+    return c, x, y
+
+
+def test_readout_sums_in_lanes_and_fused_branch_ends_agree_with_numpy(monkeypatch):
+    """With :data:`standalone.LANE_SUMS` and :data:`standalone.FUSE_SUMS` (the
+    defaults) the summed variables of the readout layer add into partial sums, and the
+    two ends of each connection's branches are summed in one loop, one code object
+    fewer scheduled per connection (the sources say so); the gradients agree with numpy
+    and with the program built without either to 1e-9 (only the order of the
+    additions differs), and either setting builds programs of its own."""
+    from ephys_eqprop import standalone
+
+    c, x, y = _readout_problem()
+    loss = eq.losses.MSE()
+    ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.01 * ms), x, y, loss)
+    grads, found = {}, {}
+    for on in (True, False):
+        monkeypatch.setattr(standalone, "LANE_SUMS", on)
+        monkeypatch.setattr(standalone, "FUSE_SUMS", on)
+        before = set(standalone._PROGRAMS)
+        net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
+        grads[on] = eq.Adjoint().gradient(net, x, y, loss)
+        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
+        assert len(new) == 2, "forward and adjoint programs of their own"
+        lanes = fused = scheduled = 0
+        for program in new:
+            with open(os.path.join(program.directory, "main.cpp")) as f:
+                scheduled += len(standalone._device()._ADD.findall(f.read()))
+            folder = os.path.join(program.directory, "code_objects")
+            for name in os.listdir(folder):
+                if "summed_variable" in name and name.endswith(".cpp"):
+                    with open(os.path.join(folder, name)) as f:
+                        src = f.read()
+                    lanes += "_lane_sums0[_idx & 7]" in src
+                    fused += src.count("// vector code") == 2
+        found[on] = (lanes, fused, scheduled)
+        err = rel(ref, grads[on])
+        print(f"LANE_SUMS=FUSE_SUMS={on}: {found[on]}, numpy vs cpp_standalone {err:.1e}")
+        assert err < TOL, err
+    # both programs sum into the outputs (h->y in_post in each, the readouts' sums in the
+    # forward program) in lanes; h->y is fused in each program
+    assert found[True][0] >= 2 and found[True][1] == 2 and found[False][:2] == (0, 0)
+    assert found[True][2] == found[False][2] - 2
+    assert rel(grads[False], grads[True]) < TOL
+
