@@ -1306,7 +1306,7 @@ def _device():
                 if LANE_SUMS and filename.endswith(".cpp"):
                     contents = lane_sums(str(contents))
                 writer.write(filename, contents)
-            if main is not None and main != self._main_source:
+            if main is not None:
                 writer.write("main.cpp", main)
 
         #: the program's main.cpp as generated (``None``: not of the expected form)
@@ -1354,7 +1354,10 @@ def _device():
                         device.serves = served is not None
                         if served is not None:
                             contents = served
+                        # written with the code objects, once the fused ones are known
+                        # (written twice, an unchanged program would be linked again)
                         device._main_source = str(contents)
+                        return None
                     return writer.write(filename, contents)
 
             super().generate_main_source(Writer())

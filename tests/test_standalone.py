@@ -643,23 +643,28 @@ def test_run_files_go_to_disk_when_shared_memory_is_short(dendrite, monkeypatch)
     assert rel(ref, est.gradient(net, x, y, loss)) == 0
 
 
-def _diode_problem():
-    """Two diode neurons (those of benchmarks/adjoint_vs_jax.py) between two inputs and a
-    capacitor output (100 steps): loops over neurons that evaluate ``exp``."""
+def _diode_problem(g_in=None, g_out=None):
+    """Diode neurons (those of benchmarks/adjoint_vs_jax.py) between two inputs and
+    capacitor outputs (``g_in``, ``g_out`` in µS: by default two neurons, one output;
+    100 steps): loops over neurons that evaluate ``exp``."""
     from brian2 import mV, nA, nF, uS, volt
 
+    g_in = np.array([[20.0, 30.0], [10.0, 0.0]]) if g_in is None else g_in
+    g_out = np.array([[5.0], [7.0]]) if g_out is None else g_out
+    n_hidden, n_out = g_out.shape
     c = eq.Circuit()
     c.add_input("x", 2)
-    c.add_nodes("h", 2, eq.models.DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt,
-                                              V_high=0.2 * volt, I_s=1 * nA, V_T=50 * mV))
-    c.add_nodes("y", 1, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
-    c.connect("x", "h", eq.models.Resistor(), g=np.array([[20.0, 30.0], [10.0, 0.0]]) * uS)
-    c.connect("h", "y", eq.models.Resistor(), g=np.array([[5.0], [7.0]]) * uS)
+    c.add_nodes("h", n_hidden, eq.models.DiodeNeuron(
+        C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt, V_high=0.2 * volt, I_s=1 * nA,
+        V_T=50 * mV))
+    c.add_nodes("y", n_out, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+    c.connect("x", "h", eq.models.Resistor(), g=g_in * uS)
+    c.connect("h", "y", eq.models.Resistor(), g=g_out * uS)
     c.set_output("y")
     x = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=4,
                               peak=400 * mV)
     y = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=5,
-                              n_channels=1)
+                              n_channels=n_out)
     return c, x, y
 
 
@@ -845,22 +850,8 @@ def _readout_problem():
     """Twelve hidden diode neurons onto two outputs (batch 2: 24 synapses end on four
     output nodes): the readout layer whose sums :func:`standalone.lane_sums` splits, and
     undirected branches whose two ends :func:`standalone.fused_sums` sums in one loop."""
-    from brian2 import mV, nA, nF, uS, volt
-
     rng = np.random.default_rng(3)
-    c = eq.Circuit()
-    c.add_input("x", 2)
-    c.add_nodes("h", 12, eq.models.DiodeNeuron(C=1 * nF, g_leak=1 * uS, V_low=-0.2 * volt,
-                                               V_high=0.2 * volt, I_s=1 * nA, V_T=50 * mV))
-    c.add_nodes("y", 2, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
-    c.connect("x", "h", eq.models.Resistor(), g=rng.uniform(5, 30, (2, 12)) * uS)
-    c.connect("h", "y", eq.models.Resistor(), g=rng.uniform(1, 5, (12, 2)) * uS)
-    c.set_output("y")
-    x = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=4,
-                              peak=400 * mV)
-    y = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=5,
-                              n_channels=2)
-    return c, x, y
+    return _diode_problem(rng.uniform(5, 30, (2, 12)), rng.uniform(1, 5, (12, 2)))
 
 
 def test_readout_sums_in_lanes_and_fused_branch_ends_agree_with_numpy(monkeypatch):
@@ -887,11 +878,12 @@ def test_readout_sums_in_lanes_and_fused_branch_ends_agree_with_numpy(monkeypatc
         lanes = fused = scheduled = 0
         for program in new:
             with open(os.path.join(program.directory, "main.cpp")) as f:
-                scheduled += len(standalone._device()._ADD.findall(f.read()))
+                runs = [m[2] for m in standalone._device()._ADD.findall(f.read())]
+            scheduled += len(runs)
             folder = os.path.join(program.directory, "code_objects")
-            for name in os.listdir(folder):
-                if "summed_variable" in name and name.endswith(".cpp"):
-                    with open(os.path.join(folder, name)) as f:
+            for name in runs:  # (the folder may hold other programs' code objects too)
+                if "summed_variable" in name:
+                    with open(os.path.join(folder, name + ".cpp")) as f:
                         src = f.read()
                     lanes += "_lane_sums0[_idx & 7]" in src
                     fused += src.count("// vector code") == 2
