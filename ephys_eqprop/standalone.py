@@ -984,6 +984,73 @@ def lane_sums(code: str, lanes: int = LANES, max_targets: int = LANE_TARGETS) ->
     return code.replace(_SUM_LOOP, "".join(decls) + _SUM_LOOP)
 
 
+#: whether a two-dimensional ``TimedArray`` that a group's code reads at one time for
+#: each of its elements, by the element's own index, is read as one row (:func:`row_reads`)
+ROW_READS = True
+
+# Brian2's C++ form of a two-dimensional TimedArray (``brian2.input.timedarray``)
+_TIMED_2D = re.compile(
+    r"static inline double (\w+)\(const double t, const int i\)\n"
+    r"[ \t]*\{\n"
+    r"[ \t]*const double epsilon = ([0-9.]+) / (\d+);\n"
+    r"[ \t]*if \(i < 0 \|\| i >= (\d+)\)\n[ \t]*return NAN;\n"
+    r"[ \t]*int timestep = \(int\)\(\(t/epsilon \+ 0\.5\)/\3\);\n"
+    r"[ \t]*if\(timestep < 0\)\n[ \t]*timestep = 0;\n"
+    r"[ \t]*else if\(timestep >= (\d+)\)\n[ \t]*timestep = \5-1;\n"
+    r"[ \t]*return (_namespace\1_values)\[timestep\*\4 \+ i\];\n"
+    r"[ \t]*\}\n")
+_GROUP_LOOP = "    const int _N = N;\n    \n    for(int _idx=0; _idx<_N; _idx++)\n    {\n"
+_SCALAR = "    // scalar code\n"
+
+
+def row_reads(code: str, index_arrays) -> str:
+    """A group's code object whose reads of a two-dimensional ``TimedArray`` at a time
+    fixed for the step, at the element's own index, read one row.
+
+    Brian2 reads ``ta(t, i)`` element by element: a bounds check on ``i`` (``NaN``
+    outside), the time step from ``t``, then a load from the index array: a branch
+    and an indirect load per element that keep GCC from vectorising the loop. When
+    the time argument is a constant of the step (declared in the scalar code before
+    the loop), ``i`` is read from one of ``index_arrays`` (a ``NeuronGroup``'s own
+    indices ``0 .. N - 1``, so that ``i`` is the loop's ``_idx``) and the array has
+    ``N`` columns (so no ``i`` is out of bounds), the row is found once, before the
+    loop, by the same arithmetic, and read at ``_idx``: the same values. Code of any
+    other form is returned as it is.
+    """
+    loop = code.find(_GROUP_LOOP)
+    scalar = code.find(_SCALAR)
+    n = _constant(code, "N")
+    if loop < 0 or scalar < 0 or scalar > loop or n is None or "#pragma omp" in code:
+        return code
+    index = re.search(r"^[ \t]*const int32_t i = _ptr(_array_\w+)\[_idx\];$", code[loop:],
+                      re.MULTILINE)
+    if index is None or index.group(1) not in index_arrays:
+        return code
+    rows, scalar_code = [], code[scalar:loop]
+    for fn in _TIMED_2D.finditer(code):
+        name, dt, k, cols, steps, values = fn.groups()
+        calls = re.compile(rf"\b{name}\((\w+), i\)")
+        args = set(calls.findall(code, loop))
+        if int(cols) != n or len(args) != 1 or calls.search(code, 0, loop):
+            continue
+        (arg,) = args
+        if not re.search(rf"^[ \t]*const double {arg} = ", scalar_code, re.MULTILINE):
+            continue
+        row = f"_row_{name}"
+        rows.append((calls, row, f"    int {row}_step = (int)(({arg}/({dt} / {k}) + 0.5)/{k});\n"
+                     f"    if({row}_step < 0)\n        {row}_step = 0;\n"
+                     f"    else if({row}_step >= {steps})\n        {row}_step = {steps}-1;\n"
+                     f"    const double* __restrict {row} = {values} + "
+                     f"(size_t){row}_step*{cols};\n"))
+    if not rows:
+        return code
+    head, body = code[:loop], code[loop:]
+    for calls, row, decl in rows:
+        body = calls.sub(f"{row}[_idx]", body)
+        head += decl
+    return head + body
+
+
 #: whether the summed variables of one ``Synapses`` object that run one after the other
 #: are computed in one loop over its synapses (:func:`fused_sums`)
 FUSE_SUMS = True
@@ -1205,9 +1272,9 @@ def _compilation() -> tuple:
     """What besides the objects decides a compiled program: Brian2's compiler
     preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` with the size from which a given
     file is mapped (:data:`MAP_BYTES`), :data:`RECORD_IN_PLACE`, :data:`LANE_SUMS` with
-    its sizes, :data:`FUSE_SUMS` and the version of this module (part of a program's
-    structure, so that a
-    change compiles a new program rather than reusing one built otherwise)."""
+    its sizes, :data:`FUSE_SUMS`, :data:`ROW_READS` and the version of this module (part
+    of a program's structure, so that a change compiles a new program rather than
+    reusing one built otherwise)."""
     from brian2 import prefs
 
     names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
@@ -1215,7 +1282,7 @@ def _compilation() -> tuple:
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
     return (*(repr(prefs[name]) for name in names), VECTOR_MATH,
             MAP_BYTES if MAP_INPUTS else None, RECORD_IN_PLACE,
-            (LANES, LANE_TARGETS) if LANE_SUMS else None, FUSE_SUMS, _GENERATOR)
+            (LANES, LANE_TARGETS) if LANE_SUMS else None, FUSE_SUMS, ROW_READS, _GENERATOR)
 
 
 def _device():
@@ -1279,6 +1346,18 @@ def _device():
                         out[name] = (codeobj.name, ctype, rows)
             return out
 
+        def _own_indices(self) -> set[str]:
+            """Names of the index arrays ``i`` of the program's ``NeuronGroup`` objects
+            (``0 .. N - 1``; not a subgroup's, not a ``Synapses`` object's)."""
+            from brian2 import NeuronGroup
+
+            out = set()
+            for codeobj in self.code_objects.values():
+                owner = getattr(codeobj, "owner", None)
+                if isinstance(owner, NeuronGroup) and "i" in owner.variables:
+                    out.add(self.get_array_name(owner.variables["i"]))
+            return out
+
         def generate_codeobj_source(self, writer):
             edits: dict[str, dict[str, str]] = {}
             for name in self.recorded:
@@ -1292,6 +1371,7 @@ def _device():
                     files[filename] = contents
 
             super().generate_codeobj_source(Writer())
+            own_indices = self._own_indices()
             main = self._main_source
             if FUSE_SUMS and main is not None:
                 for first, second in self._fusable(main):
@@ -1305,6 +1385,8 @@ def _device():
                     contents = recorded_code(str(contents), edits[filename])
                 if LANE_SUMS and filename.endswith(".cpp"):
                     contents = lane_sums(str(contents))
+                if ROW_READS and filename.endswith(".cpp"):
+                    contents = row_reads(str(contents), own_indices)
                 writer.write(filename, contents)
             if main is not None:
                 writer.write("main.cpp", main)
