@@ -910,7 +910,9 @@ def test_trajectory_reads_by_row_agree_with_numpy(monkeypatch):
     another length."""
     from ephys_eqprop import standalone
 
-    c, x, y = _diode_problem()
+    # three neurons: a structure of this test's own, so that its programs are new here
+    c, x, y = _diode_problem(np.array([[20.0, 30.0, 5.0], [10.0, 0.0, 15.0]]),
+                             np.array([[5.0], [7.0], [3.0]]))
     loss = eq.losses.MSE()
     ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.01 * ms), x, y, loss)
     grads, rows, sources = {}, {}, []
