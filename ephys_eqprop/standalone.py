@@ -436,12 +436,31 @@ def _kept(path: str, rows: int, dtype, directory: str) -> np.ndarray:
         _remove(kept)
         raise
     _KEPT[id(mm)] = (weakref.ref(mm), kept)
-    weakref.finalize(mm, _remove, kept, id(mm))
+    back = path if RECORD_IN_PLACE and size <= REUSE_BYTES else None
+    weakref.finalize(mm, _remove, kept, id(mm), back)
     return mm
 
 
-def _remove(path: str, key: int | None = None) -> None:
+#: a kept result file (:func:`_kept`) of at most this many bytes goes back, once its
+#: last array is freed, to where its program writes it, so that the next run of the
+#: program writes over its pages (:data:`RECORD_HEADER`) rather than have the system
+#: allocate and clear new ones: at N = 1000, T = 10³ in ``benchmarks/adjoint_vs_jax.py``
+#: an 8 MB trajectory, whose new pages cost the forward program a third of its time.
+#: The file then holds its memory between runs (in the program's run directory,
+#: removed with it); larger files are removed.
+REUSE_BYTES = 2**28
+
+
+def _remove(path: str, key: int | None = None, back: str | None = None) -> None:
+    """Remove the file ``path`` (of :data:`_KEPT` entry ``key``), or put it back at
+    ``back`` if nothing is there: a link made only if no file of that name exists, so
+    that a program that has begun writing its file there keeps it."""
     _KEPT.pop(key, None)
+    if back is not None:
+        try:
+            os.link(path, back)
+        except OSError:
+            pass
     try:
         os.remove(path)
     except OSError:
@@ -812,7 +831,10 @@ static inline char* _record_row(_RecordFile& r, size_t row, size_t row_bytes,
     if (row == 0 || r.fd < 0) {
         _record_release(r);  // (a run that did not end leaves its file open)
         const std::string path = results_dir + r.name;
-        r.fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        // (not emptied: the pages of the file an earlier run left are written over,
+        // not freed and allocated again; every row up to the last is written, and
+        // the end of the run cuts the file to them)
+        r.fd = open(path.c_str(), O_RDWR | O_CREAT, 0644);
         if (r.fd < 0)
             _record_fail(r, "opening the file");
         r.row_bytes = row_bytes;
@@ -1768,8 +1790,8 @@ class _Program:
 
         def give(target: str, value, dtype) -> None:
             arr = np.ascontiguousarray(value, dtype=dtype)
-            if arr.size == 1:
-                args.append(f"{target}={arr.item()!r}")
+            if _uniform(arr):  # (the program fills the array with the value)
+                args.append(f"{target}={arr.flat[0].item()!r}")
                 return
             fname = _file_of(arr)
             if fname is not None:  # a recording of an earlier program, as it wrote it
@@ -1947,6 +1969,30 @@ class _Server:
             self.answers = None
         self.log.close()
         _remove(self.log_path)
+
+
+def _uniform(arr: np.ndarray) -> bool:
+    """Whether a run can hand ``arr`` to a program as one number rather than a file.
+
+    So it can when every element equals the first and the first is finite: Brian2's
+    generated ``set_variable_by_name`` fills the whole array with a value given as a
+    number (``atof`` of Python's ``repr``, which reads back to the same double), and
+    takes an argument that starts with neither a digit nor ``-`` (``nan``, ``inf``)
+    for a file name. Most of a circuit's arrays are such (capacitances and leaks of
+    one kind of node, zero initial states and accumulators): each is a file less to
+    write, open and read in every run.
+    """
+    if arr.size == 0 or arr.dtype.kind not in "biuf":
+        return False
+    first = arr.flat[0]
+    if arr.dtype.kind == "f" and not np.isfinite(first):
+        return False
+    if arr.dtype.kind in "iu" and abs(int(first)) > 2**53:  # (not exact as a double)
+        return False
+    # bit for bit (0.0 and -0.0 differ); the last element first: a varying array, most
+    # of the large ones, then costs no pass
+    bits = arr.reshape(-1).view(np.dtype(f"u{arr.itemsize}"))
+    return bool(bits[-1] == bits[0] and (bits == bits[0]).all())
 
 
 def _new_scratch(root: str) -> str:

@@ -808,8 +808,9 @@ def test_recordings_written_in_place_equal_those_brian2_writes(monkeypatch):
 @pytest.mark.skipif(os.name == "nt", reason="recordings are written in place on POSIX only")
 def test_the_record_file_grows_restarts_and_ends_as_its_rows(tmp_path):
     """The header's record file, compiled on its own: rows past the expected count
-    double the file, row 0 starts a new file (a run that did not end leaves its file
-    open), a run's end cuts the file to the rows recorded, a recording of no element
+    double the file, row 0 starts the file again (a run that did not end leaves its file
+    open; a file an earlier run left is written over), a run's end cuts the file to the
+    rows recorded, a recording of no element
     and one that never recorded leave empty files — the bytes Brian2 would write."""
     from ephys_eqprop import standalone
 
@@ -839,6 +840,8 @@ def test_the_record_file_grows_restarts_and_ends_as_its_rows(tmp_path):
     exe = tmp_path / "rec"
     subprocess.run(["g++", "-O2", "-o", str(exe), str(tmp_path / "main.cpp")], check=True,
                    cwd=tmp_path, timeout=300)
+    # a file an earlier run left, longer than this run's (written over, not emptied)
+    np.full((40, 2), 7.0).tofile(tmp_path / "a")
     subprocess.run([str(exe), str(tmp_path)], check=True, timeout=60)
     rows = np.arange(10.0)
     np.testing.assert_array_equal(np.fromfile(tmp_path / "a").reshape(10, 2),
@@ -948,3 +951,76 @@ def test_trajectory_reads_by_row_agree_with_numpy(monkeypatch):
         other = re.sub(r"(if \(i < 0 \|\| i >= )(\d+)\)", lambda m: f"{m[1]}{int(m[2]) + 1})",
                        src)
         assert standalone.row_reads(other, own) == other
+
+
+def _large_results(programs, size: int) -> dict:
+    """The result files of at least ``size`` bytes in the run directories of
+    ``programs``: path -> inode."""
+    found = {}
+    for program in programs:
+        out = os.path.join(program._scratch, "out")
+        for entry in os.scandir(out):
+            if entry.stat().st_size >= size:
+                found[entry.path] = entry.inode()
+    return found
+
+
+@pytest.mark.skipif(os.name == "nt", reason="kept result files are read, not mapped, on Windows")
+def test_a_freed_recording_is_written_over_by_the_next_run(monkeypatch):
+    """A recording kept as a mapped file goes back to where its program writes it once
+    its trajectory is freed (:data:`standalone.REUSE_BYTES`), and the next run writes
+    over that file (the same inode) rather than a new one: gradients of two inputs in
+    turn, each against numpy to 1e-9 (a row left from the run before would differ by
+    far more). With ``REUSE_BYTES = 0`` the freed file is removed."""
+    import gc
+
+    from brian2 import mV
+
+    from ephys_eqprop import standalone
+
+    monkeypatch.setattr(standalone, "KEEP_BYTES", 1024)  # (3.2 kB trajectories: large)
+    c, x, y = _diode_problem(np.array([[20.0, 30.0, 5.0, 1.0], [10.0, 0.0, 15.0, 2.0]]),
+                             np.array([[5.0], [7.0], [3.0], [4.0]]))
+    x2 = eq.datasets.multisine(2, tau_omega=1, dt=0.01 * ms, duration=1 * ms, seed=6,
+                               peak=300 * mV)
+    loss = eq.losses.MSE()
+    ref_net = c.build(batch=2, dt=0.01 * ms)
+    refs = [eq.Adjoint().gradient(ref_net, inputs, y, loss) for inputs in (x, x2)]
+    before = set(standalone._PROGRAMS)
+    net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
+    est = eq.Adjoint()
+    inodes = []
+    for k in range(4):
+        err = rel(refs[k % 2], est.gradient(net, (x, x2)[k % 2], y, loss))
+        assert err < TOL, (k, err)
+        gc.collect()
+        programs = [standalone._PROGRAMS[key] for key in set(standalone._PROGRAMS) - before]
+        found = _large_results(programs, 1024)
+        assert len(found) >= 2, found  # both node groups' voltages, put back
+        inodes.append(found)
+    assert inodes[1:] == inodes[:-1], "each run wrote over the files the run before left"
+    monkeypatch.setattr(standalone, "REUSE_BYTES", 0)
+    assert rel(refs[0], est.gradient(net, x, y, loss)) < TOL
+    gc.collect()
+    assert not _large_results(programs, 1024)
+    assert not standalone._KEPT
+
+
+def test_only_arrays_of_one_exact_finite_value_go_to_programs_as_numbers():
+    """:func:`standalone._uniform` (an array handed to a program as one number, which
+    the program's ``atof`` reads back exactly) holds bit for bit and for finite values
+    only: 0.0 and -0.0 differ, NaN and infinities go as files (the program would take
+    them for file names), and so do integers past 2**53 (not exact as doubles)."""
+    from ephys_eqprop.standalone import _uniform
+
+    assert _uniform(np.full(7, 1.1111111111111112e-05))
+    assert _uniform(np.zeros((3, 4))) and _uniform(np.array([-0.0, -0.0]))
+    assert _uniform(np.array([2.5])) and _uniform(np.ones(5, dtype=bool))
+    assert _uniform(np.full(3, 2**53, dtype=np.int64))
+    assert not _uniform(np.array([0.0, -0.0])) and not _uniform(np.array([1.0, 1.0, 2.0]))
+    assert not _uniform(np.array([2.0, 1.0, 2.0]))
+    assert not _uniform(np.full(3, np.nan)) and not _uniform(np.full(2, -np.inf))
+    assert not _uniform(np.full(3, 2**53 + 1, dtype=np.int64))
+    assert not _uniform(np.zeros(0))
+    for value in (1.1111111111111112e-05, -0.0, 5e-324, 1.7976931348623157e308):
+        assert float(repr(np.float64(value).item())) == value  # what atof reads back
