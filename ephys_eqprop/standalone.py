@@ -1577,8 +1577,9 @@ class _Program:
         self._server: _Server | None = None
         self._scratch: str | None = None  # the program's own run directory
         self._bytes: int | None = None  # of an execution's files (:meth:`_traffic`)
-        # the bytes last written to each small input file of the kept run directory
-        self._given: dict[str, bytes] = {}
+        # per program variable, the bytes of its value in the last run (if small), the
+        # argument that gave them and the input file written (None: none)
+        self._given: dict[str, tuple] = {}
         # the kept run directory's large files, once found (:func:`_trim`)
         self._large: dict[int, list[str]] = {}  # by the size that counts as large
         self._filenames: dict[int, str] = {}  # id of a clone's variable -> result file
@@ -1769,10 +1770,11 @@ class _Program:
         """One execution: values to files, the program, its result files back; returns
         the paths of the large input files it wrote.
 
-        ``given`` (a kept run directory's) holds the bytes last written to each of
-        its small input files: a file whose value has not changed since (most of
-        them: constants, parameters between updates, zero initial states) is not
-        written again.
+        ``given`` (a kept run directory's) holds, per program variable, the bytes of
+        its value in the last run (if small) and the argument that gave them: a value
+        unchanged since (most of them: constants, parameters between updates, zero
+        initial states) goes as the same argument, neither looked at again nor
+        written again. An array of one value goes as a number (:func:`_uniform`).
 
         The program is started directly rather than through ``device.run``, which for
         every execution also matches each argument against every array it caches, and
@@ -1790,26 +1792,32 @@ class _Program:
 
         def give(target: str, value, dtype) -> None:
             arr = np.ascontiguousarray(value, dtype=dtype)
+            cached = given is not None and arr.nbytes < KEEP_BYTES  # (large: trimmed)
+            if cached:
+                data = arr.tobytes()
+                last = given.get(target)
+                if last is not None and last[0] == data:  # as in the run before
+                    args.append(last[1])
+                    return
+            fname = None
             if _uniform(arr):  # (the program fills the array with the value)
-                args.append(f"{target}={arr.flat[0].item()!r}")
-                return
-            fname = _file_of(arr)
-            if fname is not None:  # a recording of an earlier program, as it wrote it
-                args.append(f"{target}={fname}")
-                return
-            fname = os.path.join(inputs, f"{len(args):04d}.dat")
-            args.append(f"{target}={fname}")
-            if given is None or arr.nbytes >= KEEP_BYTES:  # (large files are trimmed)
-                arr.tofile(fname)
-                if arr.nbytes >= KEEP_BYTES:
-                    large_inputs.append(fname)
-                return
-            data = arr.tobytes()
-            if given.get(fname) != data:
-                given.pop(fname, None)  # (until written whole)
-                with open(fname, "wb") as f:
-                    f.write(data)
-                given[fname] = data
+                arg = f"{target}={arr.flat[0].item()!r}"
+            elif (recorded := _file_of(arr)) is not None:
+                arg = f"{target}={recorded}"  # a recording of an earlier program, as written
+            else:
+                fname = os.path.join(inputs, f"{len(args):04d}.dat")
+                arg = f"{target}={fname}"
+                if cached:
+                    given.pop(target, None)  # (until written whole)
+                    with open(fname, "wb") as f:
+                        f.write(data)
+                else:
+                    arr.tofile(fname)
+                    if arr.nbytes >= KEEP_BYTES:
+                        large_inputs.append(fname)
+            if cached:
+                given[target] = (data, arg, fname)
+            args.append(arg)
 
         for obj, clone in zip(ordered, self.clones, strict=True):
             for name in _transferable(obj):
@@ -1842,13 +1850,15 @@ class _Program:
                 obj.variables[name].set_value(result(clone.variables[name]))
             if _kind(obj) != "monitor":
                 continue
-            t = result(clone.variables["t"])
-            if obj in _HANDED:  # the package's own recorders
-                _HANDED[obj] = {var: _kept(path(clone.variables[var]), t.size,
+            if obj in _HANDED:  # the package's own recorders (times: not read)
+                times = clone.variables["t"]
+                rows = os.path.getsize(path(times)) // np.dtype(times.dtype).itemsize
+                _HANDED[obj] = {var: _kept(path(clone.variables[var]), rows,
                                            clone.variables[var].dtype,
                                            os.path.dirname(scratch))
                                 for var in obj.record_variables}
                 continue
+            t = result(clone.variables["t"])
             # appended, as a runtime run would
             old = int(np.asarray(obj.variables["N"].get_value()).item())
             obj.resize(old + t.size)
@@ -2028,7 +2038,8 @@ def _trim(scratch: str, large: list[str] | None = None, inputs=(),
                     if sub == "out":
                         found.append(entry.path)
                     elif given is not None:
-                        given.pop(entry.path, None)
+                        for target in [t for t, e in given.items() if e[2] == entry.path]:
+                            del given[target]
             except OSError:
                 pass
     return found
