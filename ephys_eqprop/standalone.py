@@ -635,6 +635,96 @@ def only_results(source: str, names) -> str:
     return source[:start] + body + source[end:]
 
 
+#: whether a generated program writes the state it changed into one result file
+#: (:func:`packed_results`) rather than a file per array
+PACK_RESULTS = True
+#: the name of that file in a run's results directory
+PACK_FILE = "ephys_eqprop_results"
+_WRITE_CALL = re.compile(
+    r"\.write\(reinterpret_cast<char\*>\((?P<pointer>[^;]+?)\), (?P<size>[^;]+?)\);\n")
+
+
+def packed_results(source: str, names) -> tuple[str, bool]:
+    """Brian2's ``objects.cpp`` with ``_write_arrays`` writing the arrays ``names`` (in
+    that order) into one file, :data:`PACK_FILE`, instead of a file each; and whether
+    it does.
+
+    The file holds the arrays' sizes in bytes (unsigned 64-bit integers, one per
+    array, in the machine's byte order), then their bytes one after another, as
+    Brian2 would write them to their own files. A run then writes and Python reads one
+    file where there were some twenty (a file costs 15 to 30 µs to write or read
+    here: at N = 100, T = 10³ in ``benchmarks/adjoint_vs_jax.py``, a tenth of a
+    gradient). Source of another form, or in which some of ``names`` has no block, is
+    returned as it is (with ``False``).
+    """
+    names = list(names)
+    start = source.find("void _write_arrays()")
+    if start < 0 or not names:
+        return source, False
+    end = source.find("\n}\n", start)
+    body = source[start:end]
+    calls = {}
+    for m in _WRITE_BLOCK.finditer(body):
+        found = _WRITE_CALL.findall(m.group(0))
+        if m.group(1) in names and len(found) == 1:
+            calls[m.group(1)] = found[0]
+    if set(calls) != set(names):
+        return source, False
+    body = _WRITE_BLOCK.sub(lambda m: "" if m.group(1) in names else m.group(0), body)
+    sizes = ",\n".join(f"            (uint64_t)({calls[n][1]})" for n in names)
+    writes = "\n".join(f"        if (_sizes[{k}] > 0)\n"
+                       f"            std::fwrite({calls[n][0]}, 1, _sizes[{k}], _pack);"
+                       for k, n in enumerate(names))
+    block = f"""
+    // the changed state, in one file: the arrays' sizes in bytes, then their bytes
+    const std::string _pack_path = results_dir + "{PACK_FILE}";
+    FILE* _pack = std::fopen(_pack_path.c_str(), "wb");
+    if (_pack == nullptr)
+    {{
+        std::cout << "Error writing output file " << _pack_path << "." << endl;
+        std::exit(1);  // (a file of an earlier run would be read for this one's)
+    }} else
+    {{
+        const uint64_t _sizes[{len(names)}] = {{
+{sizes}}};
+        std::fwrite(_sizes, sizeof(uint64_t), {len(names)}, _pack);
+{writes}
+        if (std::ferror(_pack) || std::fclose(_pack) != 0)
+        {{
+            std::cout << "Error writing output file " << _pack_path << "." << endl;
+            std::exit(1);
+        }}
+    }}
+"""
+    head = "{\n    using namespace brian;\n"
+    at = body.find(head)
+    if at < 0:
+        return source, False
+    at += len(head)
+    body = body[:at] + block + body[at:]
+    source = source[:start] + body + source[end:]
+    if source.count(_OBJECTS_INCLUDE) != 1:
+        return source, False
+    return source.replace(_OBJECTS_INCLUDE, _OBJECTS_INCLUDE
+                          + "#include <cstdint>\n#include <cstdio>\n#include <cstdlib>\n"), True
+
+
+def unpacked(path: str, count: int) -> list[np.ndarray]:
+    """The ``count`` arrays of a file :func:`packed_results` made, as bytes (views of
+    one buffer)."""
+    buf = np.fromfile(path, dtype=np.uint8)
+    head = 8 * count
+    if buf.size < head:
+        raise RuntimeError(f"{path}: {buf.size} bytes, fewer than its {count} sizes")
+    sizes = buf[:head].view(np.uint64)
+    ends = head + np.cumsum(sizes)
+    if ends[-1] != buf.size:
+        raise RuntimeError(f"{path}: {buf.size} bytes, not the {int(ends[-1])} its "
+                           "sizes say")
+    starts = np.concatenate(([head], ends[:-1]))
+    return [buf[int(a):int(b)] for a, b in zip(starts, ends, strict=True)]
+
+
 #: whether generated programs map the large files of ``TimedArray`` values they are
 #: given (a recorded trajectory) into memory rather than read them (:func:`mapped_inputs`)
 MAP_INPUTS = True
@@ -1294,9 +1384,9 @@ def _compilation() -> tuple:
     """What besides the objects decides a compiled program: Brian2's compiler
     preferences, :data:`VECTOR_MATH`, :data:`MAP_INPUTS` with the size from which a given
     file is mapped (:data:`MAP_BYTES`), :data:`RECORD_IN_PLACE`, :data:`LANE_SUMS` with
-    its sizes, :data:`FUSE_SUMS`, :data:`ROW_READS` and the version of this module (part
-    of a program's structure, so that a change compiles a new program rather than
-    reusing one built otherwise)."""
+    its sizes, :data:`FUSE_SUMS`, :data:`ROW_READS`, :data:`PACK_RESULTS` and the version
+    of this module (part of a program's structure, so that a change compiles a new
+    program rather than reusing one built otherwise)."""
     from brian2 import prefs
 
     names = ("codegen.cpp.compiler", "codegen.cpp.extra_compile_args",
@@ -1304,7 +1394,8 @@ def _compilation() -> tuple:
              "codegen.cpp.headers", "devices.cpp_standalone.extra_make_args_unix")
     return (*(repr(prefs[name]) for name in names), VECTOR_MATH,
             MAP_BYTES if MAP_INPUTS else None, RECORD_IN_PLACE,
-            (LANES, LANE_TARGETS) if LANE_SUMS else None, FUSE_SUMS, ROW_READS, _GENERATOR)
+            (LANES, LANE_TARGETS) if LANE_SUMS else None, FUSE_SUMS, ROW_READS, PACK_RESULTS,
+            _GENERATOR)
 
 
 def _device():
@@ -1320,6 +1411,10 @@ def _device():
         #: names of the arrays given as files at every run and only read by the code
         #: (:func:`mapped_inputs`)
         mapped = ()
+        #: names of the arrays read back as one file, in its order (:func:`packed_results`)
+        packed = ()
+        #: whether the last generated program writes them so
+        packs = False
 
         def __init__(self):
             super().__init__()
@@ -1474,6 +1569,10 @@ def _device():
                     if filename != "objects.*" or device.results is None:
                         return writer.write(filename, contents)
                     source = only_results(str(contents.cpp_file), device.results)
+                    device.packs = False
+                    if PACK_RESULTS and device.packed:
+                        packed, device.packs = packed_results(source, device.packed)
+                        source = packed if device.packs else source
                     if MAP_INPUTS:
                         source = mapped_inputs(source, device.mapped, MAP_BYTES)
                     if RECORD_IN_PLACE and os.name != "nt":
@@ -1559,6 +1658,14 @@ class _Program:
             #: per object, the variables read back after a run (:func:`_written`)
             self.written = _written(ordered)
             self.device.results = self._results()
+            #: (object, variable) of the state read back, in the order of the packed
+            #: result file (:func:`packed_results`)
+            self.packed = [(k, name) for k, (clone, written)
+                           in enumerate(zip(self.clones, self.written, strict=True))
+                           if _kind(clone) != "monitor" for name in written]
+            self.device.packed = [
+                self.device.get_array_name(self.clones[k].variables[name], access_data=False)
+                for k, name in self.packed]
             self.device.mapped = [f"{clone.name}_values" for clone in self.timed.values()]
             self.device.duration = float(duration)
             os.makedirs(self.directory, exist_ok=True)
@@ -1574,6 +1681,8 @@ class _Program:
             prefs.devices.cpp_standalone.openmp_threads = old_threads
         #: whether the compiled program can serve runs (:func:`serving`, :class:`_Server`)
         self.serves = self.device.serves
+        #: whether the program writes the state read back into one file
+        self.packs = self.device.packs
         self._server: _Server | None = None
         self._scratch: str | None = None  # the program's own run directory
         self._bytes: int | None = None  # of an execution's files (:meth:`_traffic`)
@@ -1845,9 +1954,13 @@ class _Program:
             data = np.fromfile(path(var), dtype=var.dtype)
             return data if rows is None else data.reshape(rows, -1)
 
+        packed = (iter(unpacked(os.path.join(results, PACK_FILE), len(self.packed)))
+                  if self.packs else None)
         for obj, clone, written in zip(ordered, self.clones, self.written, strict=True):
             for name in written:
-                obj.variables[name].set_value(result(clone.variables[name]))
+                var = clone.variables[name]
+                value = result(var) if packed is None else next(packed).view(var.dtype)
+                obj.variables[name].set_value(value)
             if _kind(obj) != "monitor":
                 continue
             if obj in _HANDED:  # the package's own recorders (times: not read)

@@ -501,7 +501,11 @@ def test_what_a_users_code_writes_comes_back_and_nothing_else_is_read(dendrite):
                 for name in [*names, *(["t", *clone.record_variables]
                                        if isinstance(clone, StateMonitor) else [])]}
         every = {p.device.get_array_filename(var) for var in p.device.arrays}
-        assert files and files <= read < every, (files - read, len(every))
+        if p.packs:  # (the changed state, in one file: packed_results)
+            files -= {standalone.PACK_FILE}
+            read -= {p.device.get_array_filename(p.clones[k].variables[name])
+                     for k, name in p.packed}
+        assert files <= read < every, (files - read, len(every))
 
 
 def _counter(calls: list):
@@ -1024,3 +1028,47 @@ def test_only_arrays_of_one_exact_finite_value_go_to_programs_as_numbers():
     assert not _uniform(np.zeros(0))
     for value in (1.1111111111111112e-05, -0.0, 5e-324, 1.7976931348623157e308):
         assert float(repr(np.float64(value).item())) == value  # what atof reads back
+
+
+def test_the_changed_state_comes_back_in_one_file_as_brian2_writes_it(monkeypatch, tmp_path):
+    """With :data:`standalone.PACK_RESULTS` (the default) a program writes the state
+    that Python reads back into one file (:func:`standalone.packed_results`): the
+    programs' sources say so, and the gradient and the end state are bit for bit
+    those of the programs built without it, which write a file per array as Brian2
+    does (the same bytes). A file whose sizes do not add up is an error."""
+    from ephys_eqprop import standalone
+
+    c, x, y = _diode_problem(np.array([[20.0, 30.0], [10.0, 4.0]]),
+                             np.array([[5.0, 1.0], [7.0, 2.0]]))
+    loss = eq.losses.MSE()
+    ref = eq.Adjoint().gradient(c.build(batch=2, dt=0.01 * ms), x, y, loss)
+    grads, states = {}, {}
+    for on in (True, False):
+        monkeypatch.setattr(standalone, "PACK_RESULTS", on)
+        before = set(standalone._PROGRAMS)
+        net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
+        grads[on] = eq.Adjoint().gradient(net, x, y, loss)
+        states[on] = {name: np.array(g.v[:]) for name, g in net.groups.items()}
+        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
+        assert len(new) == 2, "forward and adjoint programs of their own"
+        for program in new:
+            assert program.packs == on
+            with open(os.path.join(program.directory, "objects.cpp")) as f:
+                assert (standalone.PACK_FILE in f.read()) == on
+        assert rel(ref, grads[on]) < TOL
+    for name in grads[True]:
+        np.testing.assert_array_equal(np.asarray(grads[True][name]),
+                                      np.asarray(grads[False][name]))
+    for name in states[True]:
+        np.testing.assert_array_equal(states[True][name], states[False][name])
+    path = tmp_path / "pack"
+    parts = [np.arange(3.0), np.arange(5, dtype=np.int32)]
+    np.concatenate([np.array([p.nbytes for p in parts], dtype=np.uint64).view(np.uint8)]
+                   + [p.view(np.uint8) for p in parts]).tofile(path)
+    got = standalone.unpacked(str(path), 2)
+    np.testing.assert_array_equal(got[0].view(np.float64), parts[0])
+    np.testing.assert_array_equal(got[1].view(np.int32), parts[1])
+    with open(path, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(RuntimeError, match="61 bytes, not the 60 its sizes say"):
+        standalone.unpacked(str(path), 2)
