@@ -614,6 +614,13 @@ _WRITE_BLOCK = re.compile(
     r"Error writing output file for \1\.\" << endl;\n    \}\n", re.DOTALL)
 
 
+def _write_arrays_span(source: str) -> tuple[int, int]:
+    """Where Brian2's ``_write_arrays`` function is in ``objects.cpp`` (its start, and
+    the start of its closing line); ``(-1, -1)`` if it is not there."""
+    start = source.find("void _write_arrays()")
+    return (start, source.find("\n}\n", start)) if start >= 0 else (-1, -1)
+
+
 def only_results(source: str, names) -> str:
     """Brian2's ``objects.cpp`` with ``_write_arrays`` writing only the arrays ``names``.
 
@@ -623,10 +630,9 @@ def only_results(source: str, names) -> str:
     the recordings. Source of another form (another Brian2 version), or in which some
     of ``names`` has no block, is returned as it is.
     """
-    start = source.find("void _write_arrays()")
+    start, end = _write_arrays_span(source)
     if start < 0:
         return source
-    end = source.find("\n}\n", start)
     body = source[start:end]
     blocks = {m.group(1) for m in _WRITE_BLOCK.finditer(body)}
     if not blocks or not set(names) <= blocks:
@@ -658,10 +664,9 @@ def packed_results(source: str, names) -> tuple[str, bool]:
     returned as it is (with ``False``).
     """
     names = list(names)
-    start = source.find("void _write_arrays()")
+    start, end = _write_arrays_span(source)
     if start < 0 or not names:
         return source, False
-    end = source.find("\n}\n", start)
     body = source[start:end]
     calls = {}
     for m in _WRITE_BLOCK.finditer(body):
