@@ -31,6 +31,15 @@ pytestmark = pytest.mark.standalone
 TOL = 1e-9
 
 
+def _new_programs(before, count=None):
+    """The programs made since the keys ``before`` of ``standalone._PROGRAMS`` were
+    taken; ``count``: how many there must be (a network's forward and adjoint: 2)."""
+    new = [eq.standalone._PROGRAMS[k] for k in set(eq.standalone._PROGRAMS) - before]
+    if count is not None:
+        assert len(new) == count, f"{len(new)} new programs, expected {count}"
+    return new
+
+
 @pytest.fixture(autouse=True)
 def need_compiler():
     if not eq.targets.cpp_standalone_available():
@@ -693,8 +702,7 @@ def test_neuron_loops_call_the_vector_exp_and_agree_with_numpy(monkeypatch):
         net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
         err = rel(ref, eq.Adjoint().gradient(net, x, y, loss))
         assert err < TOL, err
-        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
-        assert len(new) == 2, "forward and adjoint programs of their own"
+        new = _new_programs(before, 2)
         symbols[vector] = set()
         for program in new:
             with open(os.path.join(program.directory, "main"), "rb") as f:
@@ -729,8 +737,7 @@ def test_the_adjoint_program_maps_the_recorded_trajectory_and_reads_no_static_co
         est = eq.Adjoint()
         grads[mapped] = est.gradient(net, x, y, loss)
         assert est.info.phases["trajectory_bytes"] >= 1024
-        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
-        assert len(new) == 2, "forward and adjoint programs of their own"
+        new = _new_programs(before, 2)
         sources[mapped] = []
         for program in new:
             with open(os.path.join(program.directory, "objects.cpp")) as f:
@@ -794,7 +801,7 @@ def test_recordings_written_in_place_equal_those_brian2_writes(monkeypatch):
         net.network.add(mon)
         grads[in_place] = eq.Adjoint().gradient(net, x, y, loss)
         traj[in_place] = np.asarray(mon.v_)
-        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
+        new = _new_programs(before)
         recorded[in_place] = set().union(*(p.device.recorded for p in new))
         for program in new:
             with open(os.path.join(program.directory, "objects.cpp")) as f:
@@ -881,8 +888,7 @@ def test_readout_sums_in_lanes_and_fused_branch_ends_agree_with_numpy(monkeypatc
         before = set(standalone._PROGRAMS)
         net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
         grads[on] = eq.Adjoint().gradient(net, x, y, loss)
-        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
-        assert len(new) == 2, "forward and adjoint programs of their own"
+        new = _new_programs(before, 2)
         lanes = fused = scheduled = 0
         for program in new:
             with open(os.path.join(program.directory, "main.cpp")) as f:
@@ -928,8 +934,7 @@ def test_trajectory_reads_by_row_agree_with_numpy(monkeypatch):
         before = set(standalone._PROGRAMS)
         net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
         grads[on] = eq.Adjoint().gradient(net, x, y, loss)
-        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
-        assert len(new) == 2, "forward and adjoint programs of their own"
+        new = _new_programs(before, 2)
         rows[on] = 0
         for program in new:
             with open(os.path.join(program.directory, "main.cpp")) as f:
@@ -998,7 +1003,7 @@ def test_a_freed_recording_is_written_over_by_the_next_run(monkeypatch):
         err = rel(refs[k % 2], est.gradient(net, (x, x2)[k % 2], y, loss))
         assert err < TOL, (k, err)
         gc.collect()
-        programs = [standalone._PROGRAMS[key] for key in set(standalone._PROGRAMS) - before]
+        programs = _new_programs(before)
         found = _large_results(programs, 1024)
         assert len(found) >= 2, found  # both node groups' voltages, put back
         inodes.append(found)
@@ -1049,8 +1054,7 @@ def test_the_changed_state_comes_back_in_one_file_as_brian2_writes_it(monkeypatc
         net = c.build(batch=2, dt=0.01 * ms, target="cpp_standalone")
         grads[on] = eq.Adjoint().gradient(net, x, y, loss)
         states[on] = {name: np.array(g.v[:]) for name, g in net.groups.items()}
-        new = [standalone._PROGRAMS[k] for k in set(standalone._PROGRAMS) - before]
-        assert len(new) == 2, "forward and adjoint programs of their own"
+        new = _new_programs(before, 2)
         for program in new:
             assert program.packs == on
             with open(os.path.join(program.directory, "objects.cpp")) as f:
