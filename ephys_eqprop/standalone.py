@@ -1664,10 +1664,9 @@ class _Program:
             self.written = _written(ordered)
             self.device.results = self._results()
             #: (object, variable) of the state read back, in the order of the packed
-            #: result file (:func:`packed_results`)
-            self.packed = [(k, name) for k, (clone, written)
-                           in enumerate(zip(self.clones, self.written, strict=True))
-                           if _kind(clone) != "monitor" for name in written]
+            #: result file (:func:`packed_results`): the order in which it is read back
+            self.packed = [(k, name) for k, written in enumerate(self.written)
+                           for name in written]
             self.device.packed = [
                 self.device.get_array_name(self.clones[k].variables[name], access_data=False)
                 for k, name in self.packed]
