@@ -247,6 +247,28 @@ def _sub(obj) -> tuple:
                  for c in obj.contained_objects)
 
 
+_CONNECTIVITY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _connectivity(syn) -> str:
+    """A hash of the pre- and postsynaptic indices of ``syn``, in synapse order.
+
+    A program creates its synapses from the indices it was built with (files of its
+    own): two circuits of the same sizes and equations but other connections are
+    other programs. Brian2 only adds synapses (``connect``), so the indices are hashed
+    again only when their number changed.
+    """
+    n = len(syn)
+    known = _CONNECTIVITY.get(syn)
+    if known is None or known[0] != n:
+        h = hashlib.sha256()
+        for name in ("_synaptic_pre", "_synaptic_post"):
+            h.update(np.ascontiguousarray(syn.variables[name].get_value(),
+                                          dtype=np.int64).tobytes())
+        known = _CONNECTIVITY[syn] = (n, h.hexdigest()[:16])
+    return known[1]
+
+
 def _describe(obj, index: dict) -> tuple:
     """What of ``obj`` is compiled into a program (``index`` names other objects)."""
     kind = _kind(obj)
@@ -256,7 +278,7 @@ def _describe(obj, index: dict) -> tuple:
                 _sub(obj))
     if kind == "synapses":
         return (kind, index[obj.source.name], index[obj.target.name], len(obj),
-                _eq_string(obj), _method(obj), dt, _sub(obj))
+                _connectivity(obj), _eq_string(obj), _method(obj), dt, _sub(obj))
     if kind == "monitor":
         return (kind, index[obj.source.name], tuple(obj.record_variables),
                 tuple(np.asarray(obj.record).tolist()), dt, obj.when, obj.order)

@@ -869,6 +869,37 @@ def _readout_problem():
     return _diode_problem(rng.uniform(5, 30, (2, 12)), rng.uniform(1, 5, (12, 2)))
 
 
+def test_circuits_that_differ_only_in_their_connections_get_programs_of_their_own():
+    """Two circuits of the same sizes, equations and number of synapses, one wired
+    x_k -> y_k and one x_k -> y_(k+1 mod 3), in one process: each gradient equals the
+    numpy target's of its own circuit to 1e-9 (a program keyed without the indices
+    would run the second with the first's wiring: the gradients differ by 40 %)."""
+    from brian2 import nF, uS, volt
+
+    def build(j, target):
+        c = eq.Circuit()
+        c.add_input("x", 3)
+        c.add_nodes("y", 3, eq.models.CapacitorNode(C=1 * nF, g_leak=1 * uS))
+        c.connect("x", "y", eq.models.Resistor(), values=np.array([1.0, 2.0, 3.0]) * uS,
+                  i=np.arange(3), j=np.asarray(j))
+        c.set_output("y")
+        return c.build(batch=1, dt=0.01 * ms, target=target)
+
+    x = eq.TimeSeries(np.ones((1, 200, 3)) * np.array([0.1, 0.3, 0.7]) * volt, dt=0.01 * ms)
+    y = eq.TimeSeries(np.ones((1, 200, 3)) * np.array([0.05, 0.0, -0.1]) * volt,
+                      dt=0.01 * ms)
+    loss = eq.losses.MSE(g_nudge=1 * uS)
+    refs = []
+    for j in ([0, 1, 2], [1, 2, 0]):
+        ref = eq.Adjoint().gradient(build(j, "numpy"), x, y, loss)
+        got = eq.Adjoint().gradient(build(j, "cpp_standalone"), x, y, loss)
+        err = rel(ref, got)
+        print(f"j = {j}: numpy vs cpp_standalone {err:.1e}")
+        assert err < TOL, err
+        refs.append(ref)
+    assert rel(refs[0], refs[1]) > 0.1  # (the two circuits' gradients do differ)
+
+
 def test_readout_sums_in_lanes_and_fused_branch_ends_agree_with_numpy(monkeypatch):
     """With :data:`standalone.LANE_SUMS` and :data:`standalone.FUSE_SUMS` (the
     defaults) the summed variables of the readout layer add into partial sums, and the
