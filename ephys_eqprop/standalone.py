@@ -25,12 +25,13 @@ whose values changed, and its runs write only the arrays that Python reads back
 synapses call glibc's vector math functions (:data:`VECTOR_MATH`).
 
 The *structure* of a run is everything that is compiled into the program: the objects'
-equations, code, sizes, the synapses' indices, schedule, clocks, the shapes of the ``TimedArray`` objects, the
-namespace's constants and the duration, and Brian2's compiler preferences and the
-version of this module (:func:`_compilation`). It is hashed; the project lives in
-``<cache>/<hash>`` (``cache_directory()``), so a second run, a second network of the same
-circuit, or a second process does not compile again (Brian2 rewrites only source
-files whose text changed, and ``make`` then has nothing to do). Values (parameters,
+equations, code, sizes, the synapses' indices, schedule, clocks, the shapes of the
+``TimedArray`` objects, the namespace's constants and the duration, and Brian2's
+compiler preferences and the version of this module (:func:`_compilation`). It is
+hashed; the project lives in ``<cache>/<hash>`` (``cache_directory()``), so a second
+run, a second network of the same circuit, or a second process does not compile again
+(Brian2 rewrites only source files whose text changed, and ``make`` then has nothing
+to do). Values (parameters,
 inputs, targets, β, initial states) are not part of the structure: changing them never
 recompiles.
 
