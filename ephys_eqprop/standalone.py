@@ -31,9 +31,8 @@ compiler preferences and the version of this module (:func:`_compilation`). It i
 hashed; the project lives in ``<cache>/<hash>`` (``cache_directory()``), so a second
 run, a second network of the same circuit, or a second process does not compile again
 (Brian2 rewrites only source files whose text changed, and ``make`` then has nothing
-to do). Values (parameters,
-inputs, targets, β, initial states) are not part of the structure: changing them never
-recompiles.
+to do). Values (parameters, inputs, targets, β, initial states) are not part of the
+structure: changing them never recompiles.
 
 The namespace entry ``t_start`` (:data:`RUN_START`) is the time at which a run starts,
 which ``TimedArray`` lookups subtract (``ta(t - t_start, i)``); a generated program's
